@@ -1,0 +1,1 @@
+"""Streamlit dashboard; reads the broker over HTTP only."""

@@ -1,0 +1,1 @@
+"""Category C: the broker's own slim store of files and records, and what it serves to the world."""
