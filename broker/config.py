@@ -48,6 +48,11 @@ class Settings(BaseSettings):
     regional_copy_rate: int | None = Field(
         None, description="Optional cap, in bytes per second, on copies into the regional store."
     )
+    regional_hard_link: bool = Field(
+        True,
+        description="Hard-link files into the regional store when on the same file system "
+        "(false: always keep an independent copy).",
+    )
 
     # Intake
     max_upload_bytes: int = Field(5 * 1024**3, description="Largest accepted file (413 beyond).")

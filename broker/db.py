@@ -28,7 +28,17 @@ _AFTER_COMMIT_KEY = "broker_after_commit"
 
 
 def utcnow() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None)
+    """Aware UTC now (sqlmodel stores datetimes as timezone-aware UTC and refuses naive ones)."""
+    return datetime.now(UTC)
+
+
+def iso(value: datetime | None) -> str | None:
+    """ISO 8601 in UTC with a ``Z``, for API answers."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _: Any) -> None:

@@ -68,8 +68,8 @@ class Unauthorized(BrokerError):
         super().__init__(detail, **kwargs)
         # RFC 6750 §3: tell the client which scheme and why.
         self.headers.setdefault(
-            "WWW-Authenticate", f'Bearer realm="broker", error="{error}"'
-            if error else 'Bearer realm="broker"'
+            "WWW-Authenticate",
+            f'Bearer realm="broker", error="{error}"' if error else 'Bearer realm="broker"',
         )
 
 

@@ -180,7 +180,7 @@ Checkpoint = Callable[[LedgerEntry], None]
 raise :class:`Superseded` to stop at a step boundary."""
 
 
-class Superseded(Exception):  # noqa: N818 - a signal, not an error
+class Superseded(Exception):
     """Raised from ``checkpoint`` when a newer revision replaced the one being delivered."""
 
 

@@ -17,7 +17,7 @@ logger = logging.getLogger(__name__)
 CHUNK = 1024 * 1024
 
 
-class BlobTooLarge(Exception):  # noqa: N818 - reads as the condition
+class BlobTooLarge(Exception):
     def __init__(self, limit: int) -> None:
         super().__init__(f"file larger than {limit} bytes")
         self.limit = limit
@@ -50,6 +50,13 @@ class BlobStore:
 
         ``rate`` caps the copy speed in bytes per second (a good neighbour on a shared disk).
         """
+        sha256, size, path, _ = self.put_stream_created(stream, max_bytes=max_bytes, rate=rate)
+        return sha256, size, path
+
+    def put_stream_created(
+        self, stream: BinaryIO, *, max_bytes: int | None = None, rate: int | None = None
+    ) -> tuple[str, int, Path, bool]:
+        """Like :meth:`put_stream`, also telling whether this call created the blob."""
         fd, tmp_path = self.temp_file()
         digest = hashlib.sha256()
         size = 0
@@ -68,7 +75,9 @@ class BlobStore:
                             time.sleep(ahead)
                 out.flush()
                 os.fsync(out.fileno())
-            return self.adopt(tmp_path, digest.hexdigest(), size)
+            sha256 = digest.hexdigest()
+            created = not self.exists(sha256)
+            return (*self.adopt(tmp_path, sha256, size), created)
         except BaseException:
             tmp_path.unlink(missing_ok=True)
             raise

@@ -85,7 +85,6 @@ class ClassificationResult:
             "rules_digest": self.rules_digest,
             "needs": [n.to_dict() for n in self.needs],
             "targets": [
-                {"target": t.target, "needs": list(t.needs), "held_by": list(t.held_by)}
-                for t in self.targets
+                {"target": t.target, "needs": list(t.needs), "held_by": list(t.held_by)} for t in self.targets
             ],
         }

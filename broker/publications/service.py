@@ -1,0 +1,496 @@
+"""Publications: accept a manifest and its files, classify, write the revision with its decision and
+deliveries in one transaction, and describe where everything stands."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+from sqlmodel import Session
+
+from broker.auth.principal import Principal
+from broker.classification import service as classification
+from broker.classification.schemas import ClassificationResult, PublicationFacts, ResourceFacts
+from broker.config import get_settings
+from broker.db import iso, utcnow
+from broker.deliveries import repository as deliveries_repository
+from broker.deliveries import service as deliveries
+from broker.errors import Conflict, InvalidInput, NotFound
+from broker.events import service as events
+from broker.intake.detect import FileDescription, describe, describe_url
+from broker.intake.staging import StagedFile, Staging
+from broker.organizations import repository as organizations_repository
+from broker.organizations import service as organizations
+from broker.organizations.models import Organization
+from broker.publications import repository
+from broker.publications.manifest import Manifest, validate_manifest
+from broker.publications.models import Decision, DecisionNeed, Publication, Resource, Revision
+from broker.targets import service as targets
+from connectors.base import (
+    Contact,
+    OrganizationRef,
+    PreflightProblem,
+    PublicationRevision,
+    ResourceFile,
+    Temporal,
+)
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Accepted:
+    """A manifest checked against its files, described and classified; nothing stored yet."""
+
+    manifest: Manifest
+    raw: dict[str, Any]
+    organization: Organization
+    resources: list[Resource]
+    result: ClassificationResult
+
+
+def _authorize_write(principal: Principal, organization: Organization) -> None:
+    from broker.auth.dependencies import require_organization_write
+
+    require_organization_write(principal, organization.slug)
+
+
+def accept(
+    session: Session, principal: Principal, raw: dict[str, Any], staging: Staging | None, channel: str
+) -> Accepted:
+    """Validate, authorise, match files, describe and classify. Raises on any bad input."""
+    manifest = validate_manifest(raw)
+    organization = organizations.get_by_slug(session, manifest.organization)
+    _authorize_write(principal, organization)
+    resources = _match_resources(manifest, staging)
+    facts = publication_facts(manifest, resources, channel)
+    result = classification.decide(facts)
+    return Accepted(manifest, raw, organization, resources, result)
+
+
+def _match_resources(manifest: Manifest, staging: Staging | None) -> list[Resource]:
+    staged: dict[str, StagedFile] = staging.by_name() if staging else {}
+    fields: dict[str, list[str]] = {}
+    resources: list[Resource] = []
+    cited: set[str] = set()
+    for index, item in enumerate(manifest.resources):
+        if item.file is not None:
+            cited.add(item.file)
+            found = staged.get(item.file)
+            if found is None:
+                fields.setdefault(f"resources.{index}.file", []).append(
+                    f"le fichier « {item.file} » n'a pas été envoyé avec le manifeste"
+                )
+                continue
+            description = describe(found.path, found.name)
+            resources.append(_resource(index, item.file, item.title, found, description, None, None))
+        else:
+            assert item.url is not None
+            description = describe_url(item.url, item.format)
+            resources.append(_resource(index, item.name, item.title, None, description, item.url, item.sync))
+    for name in staged:
+        if name not in cited:
+            fields.setdefault("files", []).append(f"le fichier « {name} » n'est cité par aucune ressource")
+    if fields:
+        raise InvalidInput("Les fichiers envoyés ne correspondent pas au manifeste.", fields=fields)
+    return resources
+
+
+def _resource(
+    position: int,
+    name: str,
+    title: str | None,
+    staged: StagedFile | None,
+    description: FileDescription,
+    url: str | None,
+    sync: str | None,
+) -> Resource:
+    return Resource(
+        revision_id="",
+        position=position,
+        name=name,
+        title=title,
+        url=url,
+        sync=sync,
+        sha256=staged.sha256 if staged else None,
+        size=staged.size if staged else None,
+        media_type=description.media_type,
+        format=description.format,
+        kind=description.kind,
+        crs=description.crs,
+        extent_wgs84=description.extent_wgs84,
+        inspection={**description.details, "warnings": description.warnings},
+    )
+
+
+def publication_facts(manifest: Manifest, resources: list[Resource], channel: str) -> PublicationFacts:
+    return PublicationFacts(
+        access=manifest.access,
+        services=tuple(manifest.services),
+        portals=tuple(manifest.portals),
+        channel=channel,
+        resources=tuple(
+            ResourceFacts(name=r.name, format=r.format, kind=r.kind, remote=r.url is not None, sync=r.sync)
+            for r in resources
+        ),
+        keywords=tuple(k.lower() for k in manifest.keywords),
+        themes=tuple(manifest.themes),
+        features=tuple(manifest.features),
+    )
+
+
+# --------------------------------------------------------------------------------------------- writes
+
+
+def create(session: Session, principal: Principal, accepted: Accepted, channel: str) -> Publication:
+    """Write the publication, its first revision, decision and deliveries (one transaction)."""
+    now = utcnow()
+    publication = Publication(
+        organization_id=accepted.organization.id,
+        title=accepted.manifest.title,
+        access=accepted.manifest.access,
+        revision=1,
+        category=accepted.result.category,
+        created_by=principal.subject,
+        created_at=now,
+        updated_at=now,
+    )
+    repository.add(session, publication)
+    revision = _write_revision(session, principal, publication, accepted, 1, channel)
+    events.record(
+        session,
+        "publication.created",
+        actor=principal,
+        publication_id=publication.id,
+        organization_id=publication.organization_id,
+        detail={"title": publication.title, "category": publication.category, "channel": channel},
+    )
+    deliveries.plan(session, publication, revision, accepted.result, actor=principal)
+    return publication
+
+
+def revise(
+    session: Session, principal: Principal, publication: Publication, accepted: Accepted, channel: str
+) -> Publication:
+    if publication.organization_id != accepted.organization.id:
+        raise InvalidInput(
+            "Une publication ne change pas d'organisation.",
+            fields={"organization": ["doit rester celle de la publication"]},
+        )
+    if publication.state == "withdrawn":
+        raise Conflict("Cette publication a été retirée ; publiez-en une nouvelle.")
+    number = publication.revision + 1
+    publication.revision = number
+    publication.title = accepted.manifest.title
+    publication.access = accepted.manifest.access
+    publication.category = accepted.result.category
+    publication.updated_at = utcnow()
+    revision = _write_revision(session, principal, publication, accepted, number, channel)
+    events.record(
+        session,
+        "publication.revised",
+        actor=principal,
+        publication_id=publication.id,
+        organization_id=publication.organization_id,
+        detail={"revision": number, "category": publication.category, "channel": channel},
+    )
+    deliveries.plan(session, publication, revision, accepted.result, actor=principal)
+    return publication
+
+
+def _write_revision(
+    session: Session,
+    principal: Principal,
+    publication: Publication,
+    accepted: Accepted,
+    number: int,
+    channel: str,
+) -> Revision:
+    revision = Revision(
+        publication_id=publication.id,
+        number=number,
+        manifest=accepted.raw,
+        channel=channel,
+        created_by=principal.subject,
+    )
+    repository.add(session, revision)
+    for resource in accepted.resources:
+        resource.revision_id = revision.id
+    decision = Decision(
+        revision_id=revision.id,
+        category=accepted.result.category,
+        rules_digest=accepted.result.rules_digest,
+        needs=[n.to_dict() for n in accepted.result.needs],
+    )
+    repository.add(session, *accepted.resources, decision)
+    repository.add(
+        session,
+        *(
+            DecisionNeed(
+                decision_id=decision.id,
+                publication_id=publication.id,
+                need=n.need,
+                category=n.category,
+                platforms=list(n.platforms),
+                rule=n.rule,
+            )
+            for n in accepted.result.needs
+        ),
+    )
+    return revision
+
+
+def withdraw(session: Session, principal: Principal, publication: Publication) -> Publication:
+    organization = organizations_repository.get(session, publication.organization_id)
+    assert organization is not None
+    _authorize_write(principal, organization)
+    if publication.state == "withdrawn":
+        return publication
+    revision = repository.revision(session, publication.id, publication.revision)
+    assert revision is not None
+    publication.state = "withdrawn"
+    publication.updated_at = utcnow()
+    events.record(
+        session,
+        "publication.withdrawn",
+        actor=principal,
+        publication_id=publication.id,
+        organization_id=publication.organization_id,
+    )
+    deliveries.plan_withdrawal(session, publication, revision, actor=principal)
+    return publication
+
+
+def get(session: Session, publication_id: str) -> Publication:
+    publication = repository.get(session, publication_id)
+    if publication is None:
+        raise NotFound(f"Publication inconnue : {publication_id}.")
+    return publication
+
+
+# --------------------------------------------------------------------------------------------- payload
+
+
+def revision_payload(
+    session: Session, revision_id: str, *, needs: tuple[str, ...] = ()
+) -> PublicationRevision:
+    revision = repository.revision_by_id(session, revision_id)
+    assert revision is not None
+    publication = repository.get(session, revision.publication_id)
+    assert publication is not None
+    organization = organizations_repository.get(session, publication.organization_id)
+    assert organization is not None
+    decision = repository.decision(session, revision.id)
+    routed_regional = bool(decision and any("regional" in n.get("platforms", []) for n in decision.needs))
+    return build_payload(
+        publication.id,
+        revision.number,
+        organization,
+        validate_manifest(revision.manifest),
+        repository.resources(session, revision.id),
+        needs=needs,
+        regional=routed_regional,
+    )
+
+
+def build_payload(
+    publication_id: str,
+    number: int,
+    organization: Organization,
+    manifest: Manifest,
+    resources: list[Resource],
+    *,
+    needs: tuple[str, ...] = (),
+    regional: bool = False,
+) -> PublicationRevision:
+    settings = get_settings()
+    public_url = settings.public_url.rstrip("/")
+    blobs_root = settings.files_dir
+    from regional_store.blobs import BlobStore
+
+    store = BlobStore(blobs_root)
+    files = tuple(
+        ResourceFile(
+            name=r.name,
+            title=r.title,
+            url=r.url,
+            path=store.path(r.sha256) if r.sha256 else None,
+            sha256=r.sha256,
+            size=r.size,
+            media_type=r.media_type,
+            format=r.format,
+            kind=r.kind,
+            crs=r.crs,
+            extent_wgs84=tuple(r.extent_wgs84) if r.extent_wgs84 else None,  # type: ignore[arg-type]
+            inspection=r.inspection or {},
+            download_url=regional_download_url(publication_id, r.name) if regional and r.sha256 else None,
+        )
+        for r in resources
+    )
+    extents = [r.extent_wgs84 for r in resources if r.extent_wgs84]
+    extent = (
+        (
+            min(e[0] for e in extents),
+            min(e[1] for e in extents),
+            max(e[2] for e in extents),
+            max(e[3] for e in extents),
+        )
+        if extents
+        else None
+    )
+    return PublicationRevision(
+        publication_id=publication_id,
+        revision=number,
+        organization=OrganizationRef(
+            id=organization.id,
+            slug=organization.slug,
+            name=organization.name,
+            remote=organization.remote or {},
+        ),
+        title=manifest.title,
+        description=manifest.description,
+        license=manifest.license,
+        keywords=tuple(manifest.keywords),
+        frequency=manifest.frequency,
+        temporal=Temporal(start=manifest.temporal.start, end=manifest.temporal.end)
+        if manifest.temporal
+        else None,
+        contact=Contact(name=manifest.contact.name, email=manifest.contact.email)
+        if manifest.contact
+        else None,
+        access=manifest.access,
+        restricted_users=tuple(manifest.restricted_to.users),
+        restricted_organizations=tuple(manifest.restricted_to.organizations),
+        services=tuple(manifest.services),
+        portals=tuple(manifest.portals),
+        spatial_zones=tuple(manifest.zones),
+        inspire_theme=manifest.inspire_theme,
+        extent_wgs84=extent,
+        resources=files,
+        needs=needs,
+        public_url=public_url,
+        access_request_url=f"{public_url}/acces/{publication_id}",
+        landing_url=f"{public_url}/api/v1/publications/{publication_id}",
+    )
+
+
+def regional_download_url(publication_id: str, name: str) -> str:
+    public_url = get_settings().public_url.rstrip("/")
+    return f"{public_url}/api/v1/regional/publications/{publication_id}/files/{quote(name)}"
+
+
+def preflight(accepted: Accepted) -> dict[str, list[PreflightProblem]]:
+    """Every problem each target would have with this revision, found without sending anything."""
+    payload = build_payload(
+        "00000000-0000-0000-0000-000000000000",
+        1,
+        accepted.organization,
+        accepted.manifest,
+        accepted.resources,
+        regional=any(t.target == "regional" for t in accepted.result.targets),
+    )
+    report: dict[str, list[PreflightProblem]] = {}
+    for plan in accepted.result.targets:
+        connector = targets.get_connector(plan.target)
+        if connector is None:
+            report[plan.target] = [
+                PreflightProblem(
+                    target=plan.target,
+                    severity="warning",
+                    code="not_configured",
+                    message="Cible non configurée sur ce broker : la livraison attendra sa configuration.",
+                )
+            ]
+            continue
+        report[plan.target] = connector.preflight(payload.model_copy(update={"needs": plan.needs}))
+    return report
+
+
+# --------------------------------------------------------------------------------------------- views
+
+
+def view(session: Session, publication: Publication) -> dict[str, Any]:
+    organization = organizations_repository.get(session, publication.organization_id)
+    revision = repository.revision(session, publication.id, publication.revision)
+    assert organization is not None and revision is not None
+    decision = repository.decision(session, revision.id)
+    ledgers = {r.target: r for r in deliveries_repository.ledgers(session, publication.id)}
+    regional = ledgers.get("regional")
+    regional_files: dict[str, str] = (
+        dict((regional.remote or {}).get("files", {})) if regional and regional.state == "present" else {}
+    )
+    resources = []
+    for r in repository.resources(session, revision.id):
+        item: dict[str, Any] = {
+            "name": r.name,
+            "title": r.title,
+            "sha256": r.sha256,
+            "size": r.size,
+            "format": r.format,
+            "kind": r.kind,
+            "media_type": r.media_type,
+            "crs": r.crs,
+            "extent_wgs84": r.extent_wgs84,
+            "url": r.url,
+            "sync": r.sync,
+            "inspection": r.inspection or {},
+            "download_url": (
+                regional_download_url(publication.id, r.name)
+                if r.sha256 and regional_files.get(r.name) == r.sha256
+                else None
+            ),
+        }
+        resources.append(item)
+    manifest = revision.manifest
+    return {
+        "id": publication.id,
+        "organization": organization.slug,
+        "organization_name": organization.name,
+        "title": publication.title,
+        "description": manifest.get("description"),
+        "revision": publication.revision,
+        "access": publication.access,
+        "state": publication.state,
+        "category": publication.category,
+        "created_at": iso(publication.created_at),
+        "updated_at": iso(publication.updated_at),
+        "manifest": manifest,
+        "decision": {
+            "category": decision.category if decision else None,
+            "rules_digest": decision.rules_digest if decision else None,
+            "needs": decision.needs if decision else [],
+        },
+        "resources": resources,
+        "deliveries": [
+            deliveries.to_dict(d) for d in deliveries_repository.latest_per_target(session, publication.id)
+        ],
+        "ledger": {
+            target: {"state": r.state, "revision": r.revision, "remote": r.remote or {}, "urls": r.urls or []}
+            for target, r in ledgers.items()
+        },
+    }
+
+
+def summary(
+    session: Session, publication: Publication, organizations_by_id: dict[str, str]
+) -> dict[str, Any]:
+    return {
+        "id": publication.id,
+        "organization": organizations_by_id.get(publication.organization_id),
+        "title": publication.title,
+        "revision": publication.revision,
+        "access": publication.access,
+        "state": publication.state,
+        "category": publication.category,
+        "updated_at": iso(publication.updated_at),
+        "deliveries": [
+            {"target": d.target, "action": d.action, "state": d.state, "last_error": d.last_error}
+            for d in deliveries_repository.latest_per_target(session, publication.id)
+        ],
+    }
+
+
+def decision_view(result: ClassificationResult) -> dict[str, Any]:
+    return result.to_dict()

@@ -1,0 +1,66 @@
+"""The Celery application: JSON only, late acks, one queue per target, tasks addressed by id."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from typing import Any
+
+from celery import Celery
+from kombu import Queue
+
+from broker.config import get_settings
+from broker.targets.service import TARGETS
+
+logger = logging.getLogger(__name__)
+
+
+def delivery_queue(target: str) -> str:
+    """A queue per target, so a slow platform never blocks the others."""
+    return f"deliveries.{target}"
+
+
+QUEUES = ["default", *(delivery_queue(t) for t in TARGETS)]
+
+
+def create_celery() -> Celery:
+    settings = get_settings()
+    app = Celery("broker", include=["broker.deliveries.tasks"])
+    redis_url = settings.effective_redis_url()
+    app.conf.update(
+        broker_url=redis_url,
+        result_backend=None,
+        task_ignore_result=True,
+        task_serializer="json",
+        accept_content=["json"],
+        result_serializer="json",
+        # A message is acknowledged only once its task has finished: a killed worker's task comes back.
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        task_default_queue="default",
+        task_queues=[Queue(name) for name in QUEUES],
+        broker_connection_retry_on_startup=True,
+        broker_transport_options={
+            # Unacked messages come back after this; the sweeper recovers lost ones much sooner.
+            "visibility_timeout": 3600,
+        },
+        worker_hijack_root_logger=False,
+        beat_schedule={
+            "sweep-deliveries": {
+                "task": "deliveries.sweep",
+                "schedule": timedelta(seconds=settings.sweep_interval_seconds),
+                "options": {"queue": "default", "expires": settings.sweep_interval_seconds * 2},
+            }
+        },
+        beat_schedule_filename=str(settings.run_dir / "celerybeat-schedule"),
+    )
+    return app
+
+
+celery_app = create_celery()
+
+
+def send(task: str, args: list[Any], *, queue: str, countdown: float | None = None) -> None:
+    """Send a task by name (JSON arguments only)."""
+    celery_app.send_task(task, args=args, queue=queue, countdown=countdown)
