@@ -15,6 +15,7 @@ import ctypes
 import fcntl
 import importlib.util
 import json
+import logging
 import os
 import signal
 import socket
@@ -277,6 +278,7 @@ class _Supervisor:
         self.stopping = False
         self.forced = False
         self.state_path = data_dir / "run" / "up.json"
+        self._next_reap = 0.0
 
     # -- signals
     def on_signal(self, signum: int, frame: FrameType | None) -> None:
@@ -354,7 +356,9 @@ class _Supervisor:
                 child.start()
                 _log(f"{child.spec.name} restarted (pid {child.pid})")
                 changed = True
-        self._reap_adopted()
+        if now >= self._next_reap:  # scanning /proc is not free: every few seconds is plenty
+            self._next_reap = now + 5.0
+            self._reap_adopted()
         if changed:
             self.write_state()
 
@@ -389,6 +393,7 @@ class _Supervisor:
         urls = [(child, child.spec.health_url) for child in self.children if child.spec.health_url]
         deadline = time.monotonic() + timeout
         pending = dict(urls)
+        logging.getLogger("httpx").setLevel(logging.WARNING)  # no log line per health probe
         with httpx.Client(timeout=2.0, trust_env=False) as client:
             while pending:
                 if self.stopping:
@@ -416,7 +421,7 @@ class _Supervisor:
     def supervise(self) -> None:
         while not self.stopping:
             self.check()
-            time.sleep(0.2)
+            time.sleep(0.5)
 
     def stop_all(self) -> None:
         """SIGTERM every child, wait up to ``stop_timeout``, then SIGKILL what is left (whole trees)."""
@@ -501,19 +506,22 @@ def _banner(ports: Ports, data_dir: Path, dashboard: bool, redis_url: str, embed
         board = ports.dashboard_url
     else:
         board = "non démarré : dashboard/app.py absent / not started: dashboard/app.py is missing"
-    redis_note = "embarqué / embedded" if embedded_redis else "BROKER_REDIS_URL"
-    lines = [
-        "",
-        "Courtier OPenIG prêt / OPenIG broker ready",
-        f"  API                                       {api}",
-        f"  Documentation OpenAPI / OpenAPI docs      {api}/docs  ({api}/openapi.json)",
-        f"  Tableau de bord / Dashboard               {board}",
-        f"  Répertoire de données / Data directory    {data_dir}",
-        f"  File de messages / Queue ({redis_note})    {redis_url}",
-        f"  Journaux / Logs                           {data_dir / 'logs'}",
+    queue = "embarquée / embedded" if embedded_redis else "BROKER_REDIS_URL"
+    rows = [
+        ("API", api),
+        ("Documentation OpenAPI / OpenAPI docs", f"{api}/docs  ({api}/openapi.json)"),
+        ("Tableau de bord / Dashboard", board),
+        ("Répertoire de données / Data directory", str(data_dir)),
+        ("Journaux / Logs", str(data_dir / "logs")),
+        (f"File de messages / Queue ({queue})", redis_url),
+    ]
+    width = max(len(label) for label, _ in rows) + 2
+    lines = ["", "Courtier OPenIG prêt / OPenIG broker ready"]
+    lines += [f"  {label.ljust(width)}{value}" for label, value in rows]
+    lines += [
         "  Obtenir un jeton / Get a token:",
         f"    broker token issue --org SLUG --role staff --data-dir {data_dir}",
-        "  Arrêt : Ctrl+C / Stop: Ctrl+C",
+        "  Arrêt / Stop: Ctrl+C",
         "",
     ]
     return "\n".join(lines)

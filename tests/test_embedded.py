@@ -44,6 +44,10 @@ def pid_alive(pid: int) -> bool:
     return stat[stat.rfind(")") + 2] != "Z"
 
 
+def gone(pid: int) -> Callable[[], bool]:
+    return lambda: not pid_alive(pid)
+
+
 def wait_for(condition: Callable[[], bool], timeout: float = 30.0, what: str = "condition") -> None:
     deadline = time.monotonic() + timeout
     while not condition():
@@ -79,7 +83,9 @@ STANDIN = textwrap.dedent(
     def with_pool(ready_line):
         pool = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(3600)"])
         data = pathlib.Path(os.environ.get("BROKER_DATA_DIR", "."))
-        (data / f"pool-{os.getpid()}").write_text(str(pool.pid))
+        temporary = data / f"pool-{os.getpid()}.tmp"
+        temporary.write_text(str(pool.pid))
+        temporary.replace(data / f"pool-{os.getpid()}")  # atomically: tests poll for it
         print(" [queues]", flush=True)
         time.sleep(0.3)
         print(ready_line, flush=True)
@@ -272,7 +278,7 @@ def test_postgres_fixture_gives_working_fresh_databases(postgres_server: Embedde
             assert connection.execute(sqlalchemy.text("SELECT 1")).scalar() == 1
             tables = sqlalchemy.inspect(connection).get_table_names()
             assert "only_here" not in tables
-            assert connection.execute(sqlalchemy.text("SHOW server_version")).scalar().startswith("18")
+            assert str(connection.execute(sqlalchemy.text("SHOW server_version")).scalar()).startswith("18")
     finally:
         engine.dispose()
     assert pid_alive(postgres_server.pid)
@@ -318,7 +324,7 @@ def test_broker_stack_runs_migrate_api_workers_and_beat(
     pools.append(int((stack.data_dir / f"pool-{victim.pid}").read_text()))
     stack.stop()
     for pid in [handle.pid for handle in handles] + pools:
-        wait_for(lambda pid=pid: not pid_alive(pid), what=f"pid {pid} to stop")
+        wait_for(gone(pid), what=f"pid {pid} to stop")
 
 
 # ------------------------------------------------------------------------------------------ broker up
@@ -450,7 +456,9 @@ def test_broker_up_supervises_restarts_and_stops_everything(up_script: Callable[
 
     # A worker that dies is restarted (its pool process is not left behind).
     worker = state["children"]["worker"]
-    pool = int((first.data_dir / f"pool-{worker}").read_text())
+    pool_file = first.data_dir / f"pool-{worker}"
+    wait_for(pool_file.exists, what="the worker's pool")
+    pool = int(pool_file.read_text())
     os.kill(worker, signal.SIGKILL)
 
     def restarted() -> bool:
@@ -462,12 +470,14 @@ def test_broker_up_supervises_restarts_and_stops_everything(up_script: Callable[
 
     # SIGTERM stops every child, the pool processes, Redis, and removes the run files.
     state = first.state()
-    pools = [pool, int((first.data_dir / f"pool-{state['children']['worker']}").read_text())]
+    new_pool = first.data_dir / f"pool-{state['children']['worker']}"
+    wait_for(new_pool.exists, what="the restarted worker's pool")
+    pools = [pool, int(new_pool.read_text())]
     pids = [*state["children"].values(), state["redis_pid"], *pools]
     first.process.send_signal(signal.SIGTERM)
     assert first.wait() == 0
     for pid in pids:
-        wait_for(lambda pid=pid: not pid_alive(pid), timeout=10, what=f"pid {pid} to stop")
+        wait_for(gone(pid), timeout=10, what=f"pid {pid} to stop")
     run_dir = first.data_dir / "run"
     assert not (run_dir / "redis.url").exists()
     assert not (run_dir / "up.json").exists()
@@ -478,7 +488,7 @@ def test_broker_up_supervises_restarts_and_stops_everything(up_script: Callable[
     second.process.send_signal(signal.SIGINT)
     assert second.wait() == 0
     for pid in second_pids:
-        wait_for(lambda pid=pid: not pid_alive(pid), timeout=10, what=f"pid {pid} to stop")
+        wait_for(gone(pid), timeout=10, what=f"pid {pid} to stop")
 
 
 def test_broker_up_gives_up_on_a_child_that_keeps_crashing(up_script: Callable[..., UpProcess]) -> None:

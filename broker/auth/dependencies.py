@@ -23,6 +23,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlmodel import Session
 
 from broker.auth.principal import Principal
 from broker.auth.service import principal_from_token
@@ -64,7 +65,7 @@ def bearer_token(request: Request) -> str | None:
     return token
 
 
-def _principal(request: Request, token: str, session: SessionDep, validator: TokenValidator) -> Principal:
+def _principal(request: Request, token: str, session: Session, validator: TokenValidator) -> Principal:
     principal = principal_from_token(token, session, validator)
     # For the access log and the audit trail of whatever the route does next.
     request.state.principal = principal

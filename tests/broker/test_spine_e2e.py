@@ -48,6 +48,8 @@ def manifest(files: list[str], **changes: Any) -> dict[str, Any]:
         "contact": {"name": "Service SIG", "email": "sig@example.fr"},
         "access": "open",
         "services": ["download"],
+        # A white-label sub-portal has no national answer (category C): the regional store serves it.
+        "portals": ["cc-grand-pic-saint-loup"],
         "resources": [{"file": f, "title": f"Fichier {f}"} for f in files],
     }
     data.update(changes)
@@ -297,7 +299,7 @@ def test_lost_queue_message_is_recovered_by_the_sweeper(broker_stack: Any) -> No
     assert queue.llen("deliveries.regional") == 1
     queue.flushdb()  # the message is lost
 
-    stack.start_worker()
+    stack.add_worker()
     stack.start_beat()
     body = wait_for(client, publication_id, regional_state("done"), timeout=90)
     assert delivery(body, "regional")["attempts"] == 1

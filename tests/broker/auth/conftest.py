@@ -28,7 +28,7 @@ TOULOUSE = "toulouse-metropole"
 
 
 def make_settings(data_dir: Path) -> Settings:
-    return Settings(_env_file=None, data_dir=data_dir, public_url=PUBLIC_URL)  # type: ignore[call-arg]
+    return Settings(_env_file=None, data_dir=data_dir, public_url=PUBLIC_URL)
 
 
 def make_auth_settings(issuer: str | None = None, **overrides: Any) -> AuthSettings:
@@ -38,7 +38,7 @@ def make_auth_settings(issuer: str | None = None, **overrides: Any) -> AuthSetti
         "oidc_jwks_min_refresh_seconds": 30,
     }
     values.update(overrides)
-    return AuthSettings(_env_file=None, **values)  # type: ignore[call-arg]
+    return AuthSettings(_env_file=None, **values)
 
 
 @pytest.fixture

@@ -10,10 +10,14 @@ from typing import Any
 
 import httpx
 import pytest
-from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+from joserfc import jwt
 from joserfc.jwk import ECKey, RSAKey
 from sqlmodel import Session
 
+from broker.auth.keys import load_signing_key
 from broker.auth.models import ServiceAccount
 from broker.auth.service import principal_from_token
 from broker.auth.validation import MAX_TOKEN_BYTES, TokenValidator
@@ -144,10 +148,8 @@ def test_hmac_signed_with_the_public_key_is_rejected(
 ) -> None:
     """The key-confusion forgery: HS256 "signed" with the issuer's public RSA key as the shared secret."""
     jwk = oidc_provider.jwks()["keys"][0]
-    public_pem = (
-        RSAKey.import_key(jwk).public_key.public_bytes(  # type: ignore[union-attr]
-            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-        )
+    public_pem = RSAKey.import_key(jwk).public_key.public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     )
     claims = provider_claims(oidc_provider)
     for alg, digest in (("HS256", hashlib.sha256), ("HS512", hashlib.sha512)):
@@ -157,8 +159,12 @@ def test_hmac_signed_with_the_public_key_is_rejected(
         assert "algorithme" in rejected(validator, token).detail
 
 
-def test_only_configured_algorithms(settings: Settings, oidc_provider: OIDCProvider, clock: FakeClock) -> None:
-    only_rs256 = TokenValidator(settings, make_auth_settings(oidc_provider.issuer, oidc_allowed_algorithms=["RS256"]))
+def test_only_configured_algorithms(
+    settings: Settings, oidc_provider: OIDCProvider, clock: FakeClock
+) -> None:
+    only_rs256 = TokenValidator(
+        settings, make_auth_settings(oidc_provider.issuer, oidc_allowed_algorithms=["RS256"])
+    )
     try:
         # The local key signs ES256, which this deployment does not allow.
         assert "algorithme" in rejected(only_rs256, sign_local(settings)).detail
@@ -241,8 +247,6 @@ def test_local_token_is_accepted(validator: TokenValidator, settings: Settings) 
 
 
 def test_typ_header_is_not_checked(validator: TokenValidator, settings: Settings) -> None:
-    from broker.auth.keys import load_signing_key
-
     key = load_signing_key(settings)
     for typ in ("JWT", "at+jwt", "application/at+jwt"):
         validator.validate(sign(local_claims(settings), key, "ES256", typ=typ))
@@ -295,7 +299,15 @@ def test_local_token_under_unknown_local_kid(validator: TokenValidator, settings
 
 @pytest.mark.parametrize(
     "token",
-    ["", "abc", "a.b", "a.b.c.d.e", "!!!.???.###", f"{b64url(b'[1]')}.{b64url(b'{}')}.", "x" * (MAX_TOKEN_BYTES + 1)],
+    [
+        "",
+        "abc",
+        "a.b",
+        "a.b.c.d.e",
+        "!!!.???.###",
+        f"{b64url(b'[1]')}.{b64url(b'{}')}.",
+        "x" * (MAX_TOKEN_BYTES + 1),
+    ],
 )
 def test_malformed_tokens(validator: TokenValidator, token: str) -> None:
     rejected(validator, token)
@@ -303,16 +315,13 @@ def test_malformed_tokens(validator: TokenValidator, token: str) -> None:
 
 def test_crit_header_is_refused(validator: TokenValidator, settings: Settings) -> None:
     """RFC 7515 §4.1.11: an extension the broker does not understand, marked critical, is refused."""
-    from cryptography.hazmat.primitives import hashes
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
-
-    from broker.auth.keys import load_signing_key
-
     key = load_signing_key(settings)
+    assert isinstance(key, ECKey)
     header = {"alg": "ES256", "kid": key.kid, "crit": ["urn:example:policy"], "urn:example:policy": "x"}
     signing_input = f"{b64url(header)}.{b64url(local_claims(settings))}"
-    der = key.private_key.sign(signing_input.encode(), ec.ECDSA(hashes.SHA256()))  # type: ignore[union-attr]
+    private_key = key.private_key
+    assert private_key is not None
+    der = private_key.sign(signing_input.encode(), ec.ECDSA(hashes.SHA256()))
     r, s = decode_dss_signature(der)
     token = f"{signing_input}.{b64url(r.to_bytes(32, 'big') + s.to_bytes(32, 'big'))}"
     assert "extension" in rejected(validator, token).detail
@@ -359,7 +368,11 @@ class ScriptedIssuer:
             raise httpx.ConnectError("refused", request=request)
         if request.url.path.endswith("/.well-known/openid-configuration"):
             return httpx.Response(
-                200, json={"issuer": self.discovery_issuer, "jwks_uri": f"{self.issuer}/protocol/openid-connect/certs"}
+                200,
+                json={
+                    "issuer": self.discovery_issuer,
+                    "jwks_uri": f"{self.issuer}/protocol/openid-connect/certs",
+                },
             )
         self.jwks_calls += 1
         headers = {"Cache-Control": self.cache_control} if self.cache_control else {}
@@ -426,10 +439,6 @@ def test_no_oidc_issuer_means_local_tokens_only(settings: Settings, oidc_provide
 
 
 def test_token_without_kid_uses_the_single_key(validator: TokenValidator, settings: Settings) -> None:
-    from broker.auth.keys import load_signing_key
-    from joserfc import jwt
-
     key = load_signing_key(settings)
     token = jwt.encode({"alg": "ES256"}, local_claims(settings), key, algorithms=["ES256"])
     assert validator.validate(token).claims["sub"] == "agent-sig-42"
-

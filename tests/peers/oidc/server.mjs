@@ -137,7 +137,8 @@ function newSigningKey() {
 }
 const signingKeys = [newSigningKey()];
 
-// Streamlit sends prompt=select_account; Keycloak tolerates it, oidc-provider needs it declared.
+// Streamlit's st.login sends prompt=select_account; oidc-provider refuses prompts its policy does not
+// declare (invalid_request), so declare it and resolve it with the login form.
 function policy() {
   const p = interactionPolicy.base();
   p.add(new interactionPolicy.Prompt({ name: 'select_account', requestable: true }), 0);

@@ -1,0 +1,1 @@
+"""Tests of the needs catalogue and the classification engine."""
