@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import random
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from sqlmodel import Session
@@ -35,6 +35,7 @@ from connectors.base import (
     ConnectorConfigurationError,
     LedgerEntry,
     PermanentConnectorError,
+    PreflightProblem,
     PublicationRevision,
     RemoteGoneError,
     Superseded,
@@ -57,6 +58,7 @@ def plan(
     result: ClassificationResult,
     *,
     actor: Actor | None,
+    blocked: dict[str, list[PreflightProblem]] | None = None,
 ) -> list[Delivery]:
     """Create one delivery per target of ``result`` (and a withdrawal for targets no longer routed).
 
@@ -81,7 +83,18 @@ def plan(
             action=action.value,
             needs=list(target_plan.needs),
         )
-        if target_plan.held_by:
+        problems = (blocked or {}).get(target)
+        if problems:
+            # A file this target cannot take fails this delivery only, with reasons the producer can act on.
+            delivery.state = DeliveryState.failed.value
+            delivery.finished_at = utcnow()
+            delivery.last_error = "Refusé avant envoi : " + " ; ".join(p.message for p in problems)
+            delivery.error_fields = {}
+            for problem in problems:
+                delivery.error_fields.setdefault(problem.resource or "publication", []).append(
+                    problem.message
+                )
+        elif target_plan.held_by:
             delivery.state = DeliveryState.waiting.value
             delivery.waiting_reason = WAITING_GAP
             delivery.last_error = "En attente d'une évolution nationale : " + ", ".join(target_plan.held_by)
@@ -547,5 +560,3 @@ def to_dict(delivery: Delivery) -> dict[str, Any]:
         "updated_at": iso(delivery.updated_at),
         "finished_at": iso(delivery.finished_at),
     }
-
-

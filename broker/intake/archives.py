@@ -37,6 +37,9 @@ logger = logging.getLogger(__name__)
 
 GIB = 1024**3
 MIB = 1024**2
+SUPPORTED_COMPRESSION = frozenset(
+    {zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA}
+)
 LISTING_MAX_ENTRIES = 1000  # entries kept in ``details``; the counts cover all of them
 # Tools add these; they are never data (macOS resource forks, Finder and Explorer metadata).
 JUNK_PARTS = ("__MACOSX",)
@@ -75,6 +78,7 @@ class ArchiveListing:
     total_size: int = 0
     compressed_size: int = 0
     nested: list[str] = field(default_factory=list)
+    unsupported: list[str] = field(default_factory=list)  # members whose compression cannot be read
 
     def files(self, depth: int = 1) -> list[ArchiveEntry]:
         return [e for e in self.entries if e.depth == depth and not is_junk(e.name)]
@@ -95,6 +99,8 @@ class ArchiveListing:
             details["entries_truncated"] = True
         if self.nested:
             details["nested_archives"] = list(self.nested)
+        if self.unsupported:
+            details["unsupported_compression"] = self.unsupported[:LISTING_MAX_ENTRIES]
         duplicates = self.duplicate_basenames()
         if duplicates:
             details["duplicate_basenames"] = duplicates
@@ -371,6 +377,10 @@ def _check_level(
     entries = listing.entries[len(listing.entries) - len(files) :]
     for info, entry in zip(files, entries, strict=True):
         if info.file_size < 4:
+            continue
+        if info.compress_type not in SUPPORTED_COMPRESSION:
+            # Deflate64 (Windows Explorer, large files) and others Python cannot read: listed, not opened.
+            listing.unsupported.append(entry.name)
             continue
         with open_member(zf, info, budget) as stream:
             head = stream.read(8) or b""

@@ -47,6 +47,7 @@ FORMATS: dict[str, FormatInfo] = {
     "gpkg": FormatInfo("vector", "application/geopackage+sqlite3", "un GeoPackage"),
     "geojson": FormatInfo("vector", "application/geo+json", "un GeoJSON"),
     "shp": FormatInfo("vector", "application/x-shapefile", "un Shapefile"),
+    "fgb": FormatInfo("vector", "application/flatgeobuf", "un FlatGeobuf"),
     "csv": FormatInfo("table", "text/csv", "un fichier CSV"),
     "json": FormatInfo("table", "application/json", "un document JSON"),
     "gtfs": FormatInfo("gtfs", "application/zip", "un flux GTFS"),
@@ -74,6 +75,7 @@ CONTENT_LABELS: dict[str, str] = {
     "7z": "une archive 7-Zip",
     "rar": "une archive RAR",
     "gpkg": "un GeoPackage",
+    "fgb": "un FlatGeobuf",
     "sqlite": "une base SQLite (pas un GeoPackage)",
     "tiff": "une image TIFF",
     "jp2": "une image JPEG 2000",
@@ -106,6 +108,7 @@ EXPECTED_CONTENT: dict[str, frozenset[str]] = {
     "7z": frozenset({"7z"}),
     "rar": frozenset({"rar"}),
     "gpkg": frozenset({"gpkg"}),
+    "fgb": frozenset({"fgb"}),
     "sqlite": frozenset({"gpkg", "sqlite"}),
     "tif": frozenset({"tiff"}),
     "tiff": frozenset({"tiff"}),
@@ -134,6 +137,7 @@ EXTENSION_LABELS: dict[str, str] = {
     "geojson": "un GeoJSON",
     "json": "un document JSON",
     "gpkg": "un GeoPackage",
+    "fgb": "un FlatGeobuf",
     "sqlite": "une base SQLite",
     "csv": "un fichier CSV",
     "tsv": "un fichier texte tabulé",
@@ -191,8 +195,8 @@ DATAGOUV_ALLOWED_EXTENSIONS: frozenset[str] = DATAGOUV_ARCHIVE_EXTENSIONS | froz
 # cdata `resourceFileUploadChunk`).
 DATAGOUV_CHUNK_BYTES = 20_000_000
 
-# Géoplateforme (research geoplateforme-api.md §4).
-GEOPLATEFORME_VECTOR_FORMATS = frozenset({"gpkg", "geojson", "shp", "csv"})
+# Géoplateforme (research geoplateforme-api.md §4); FlatGeobuf is checked and integrated since 2026-07.
+GEOPLATEFORME_VECTOR_FORMATS = frozenset({"gpkg", "geojson", "shp", "csv", "fgb"})
 GEOPLATEFORME_RASTER_FORMATS = frozenset({"tif", "cog", "jp2"})
 # CSV: the geometry column must bear one of these names, or the coordinates lon/x/longitude + lat/y/latitude.
 GEOPLATEFORME_CSV_GEOMETRY_NAMES = frozenset({"json", "geom", "the_geom", "wkb", "wkt"})
@@ -245,6 +249,7 @@ TIFF_MAGICS = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")  # TIFF 6.0 and B
 JP2_MAGIC = b"\x00\x00\x00\x0cjP  \r\n\x87\n"  # ISO/IEC 15444-1 Annex I, signature box
 J2K_MAGIC = b"\xff\x4f\xff\x51"  # raw codestream: SOC + SIZ markers
 SHP_MAGIC = b"\x00\x00\x27\x0a"  # file code 9994, big endian
+FGB_MAGIC = b"fgb\x03fgb"  # FlatGeobuf 3.x: "fgb", major version, "fgb", patch version
 DBF_VERSIONS = frozenset({0x02, 0x03, 0x04, 0x05, 0x30, 0x31, 0x43, 0x63, 0x83, 0x8B, 0x8E, 0xCB, 0xF5, 0xFB})
 # GeoPackage 1.2+ sets application_id "GPKG"; 1.0/1.1 used "GP10"/"GP11" (OGC 12-128r18 §1.1.1.1.1).
 GPKG_APPLICATION_IDS = (b"GPKG", b"GP10", b"GP11")
@@ -264,6 +269,8 @@ def sniff_binary(head: bytes) -> str | None:
         return "tiff"
     if head.startswith((JP2_MAGIC, J2K_MAGIC)):
         return "jp2"
+    if head.startswith(FGB_MAGIC):
+        return "fgb"
     if head.startswith(b"\xff\xd8\xff"):
         return "jpeg"
     if head.startswith((b"GIF87a", b"GIF89a")):

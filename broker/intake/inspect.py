@@ -25,7 +25,6 @@ import tempfile
 import zipfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
 
 from broker.intake import gtfs, raster, tabular, vector
 from broker.intake.archives import (
@@ -48,7 +47,6 @@ from broker.intake.formats import (
     WORLD_FILE_PARTS,
     IntakeRefused,
     extension_of,
-    human_size,
     looks_like_dbf,
     read_head,
     sniff_binary,
@@ -60,7 +58,6 @@ logger = logging.getLogger(__name__)
 __all__ = ["ArchiveLimits", "FileDescription", "IntakeRefused", "inspect_file"]
 
 OFFICE_EXTENSIONS = frozenset({"docx", "xlsx", "pptx", "odt", "ods", "odp", "odg"})
-SIDECAR_EXTENSIONS = frozenset({"shx", "dbf", "prj", "cpg", "qix", "sbn", "sbx", "fix", "tfw", "wld"})
 OTHER_ARCHIVES = frozenset({"gzip", "bzip2", "xz", "7z", "rar"})
 XML_VECTOR_EXTENSIONS = frozenset({"kml", "gml", "gpx"})
 
@@ -169,6 +166,9 @@ def _describe(
         return _describe_zip(path, name, ext, size, limits)
     if content == "gpkg":
         return _describe_gpkg(path, name)
+    if content == "fgb":
+        layers = vector.read_layers(path, name, display_name=stem_of(name))
+        return vector.describe_layers("fgb", layers, details={"driver": "FlatGeobuf"})
     if content == "sqlite":
         return FileDescription(format="sqlite", kind="other", media_type="application/vnd.sqlite3")
     if content in ("tiff", "jp2"):
@@ -374,11 +374,19 @@ def _describe_zip(path: Path, name: str, ext: str, size: int, limits: ArchiveLim
         packages = [n for n in infos if n.lower().endswith(".gpkg")]
         if len(packages) == 1:
             return _describe_zipped_gpkg(zf, name, listing, infos[packages[0]], budget)
+        notes = []
+        if listing.unsupported:
+            notes.append(
+                f"« {name} » contient {len(listing.unsupported)} fichier(s) compressé(s) d'une manière "
+                "que le broker ne sait pas lire (Deflate64 ?) : ils n'ont pas été vérifiés. "
+                "Recompressez l'archive."
+            )
         return FileDescription(
             format="zip",
             kind="archive",
             media_type=FORMATS["zip"].media_type,
             details={"archive": listing.to_details()},
+            warnings=notes,
         )
 
 
@@ -422,16 +430,3 @@ def _describe_zipped_gpkg(
     description.details["member"] = inner
     description.details["archive"] = listing.to_details()
     return description
-
-
-def summary(description: FileDescription) -> dict[str, Any]:
-    """A short, JSON-ready view for logs and CLI output."""
-    size = description.details.get("size")
-    return {
-        "format": description.format,
-        "kind": description.kind,
-        "crs": description.crs,
-        "extent_wgs84": description.extent_wgs84,
-        "size": human_size(size) if isinstance(size, int) else None,
-        "warnings": len(description.warnings),
-    }

@@ -153,6 +153,17 @@ def _sniff_delimiter(sample: str) -> str | None:
         return best if counts[best] > 0 else None
 
 
+def _tabular(sample: str, delimiter: str) -> bool:
+    """Prose with commas is not a table: at least two columns, and most lines as wide as the header."""
+    lines = [line for line in sample.splitlines() if line.strip()][:50]
+    rows = list(csv.reader(lines, delimiter=delimiter))
+    if not rows or len(rows[0]) < 2:
+        return False
+    if len(rows) > 1:
+        rows = rows[:-1]  # the sample may cut the last line
+    return sum(1 for r in rows if len(r) == len(rows[0])) >= 0.8 * len(rows)
+
+
 def _number(value: str, decimal_comma: bool) -> float | None:
     text = value.strip()
     if decimal_comma:
@@ -209,8 +220,9 @@ def _guess_crs(box: list[float]) -> str | None:
 def describe_csv(path: Path, name: str, *, strict: bool) -> FileDescription | None:
     """A CSV description, or None when ``strict`` is false and the text has no delimiter (plain text)."""
     encoding = detect_text_encoding(path)
-    delimiter = _sniff_delimiter(sample_text(path, encoding))
-    if delimiter is None and not strict:
+    sample = sample_text(path, encoding)
+    delimiter = _sniff_delimiter(sample)
+    if not strict and (delimiter is None or not _tabular(sample, delimiter)):
         return None
     delimiter = delimiter or ","
     notes: list[str] = []

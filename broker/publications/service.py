@@ -19,7 +19,9 @@ from broker.deliveries import repository as deliveries_repository
 from broker.deliveries import service as deliveries
 from broker.errors import Conflict, InvalidInput, NotFound
 from broker.events import service as events
-from broker.intake.detect import FileDescription, describe, describe_url
+from broker.intake.detect import FileDescription, describe_url
+from broker.intake.inspect import inspect_file
+from broker.intake.preflight import preflight as file_preflight
 from broker.intake.staging import StagedFile, Staging
 from broker.organizations import repository as organizations_repository
 from broker.organizations import service as organizations
@@ -48,6 +50,7 @@ class Accepted:
     raw: dict[str, Any]
     organization: Organization
     resources: list[Resource]
+    descriptions: list[FileDescription]
     result: ClassificationResult
 
 
@@ -64,16 +67,24 @@ def accept(
     manifest = validate_manifest(raw)
     organization = organizations.get_by_slug(session, manifest.organization)
     _authorize_write(principal, organization)
-    resources = _match_resources(manifest, staging)
+    resources, descriptions = _match_resources(manifest, staging)
     facts = publication_facts(manifest, resources, channel)
     result = classification.decide(facts)
-    return Accepted(manifest, raw, organization, resources, result)
+    return Accepted(manifest, raw, organization, resources, descriptions, result)
 
 
-def _match_resources(manifest: Manifest, staging: Staging | None) -> list[Resource]:
+SIDECARS = {"shx", "dbf", "prj", "cpg", "sbn", "sbx", "qix", "tfw", "aux.xml"}
+
+
+def _match_resources(
+    manifest: Manifest, staging: Staging | None
+) -> tuple[list[Resource], list[FileDescription]]:
+    """Pair the manifest's resources with the files sent, and inspect each file by its content."""
     staged: dict[str, StagedFile] = staging.by_name() if staging else {}
+    siblings = {name: f.path for name, f in staged.items()}
     fields: dict[str, list[str]] = {}
     resources: list[Resource] = []
+    descriptions: list[FileDescription] = []
     cited: set[str] = set()
     for index, item in enumerate(manifest.resources):
         if item.file is not None:
@@ -84,18 +95,26 @@ def _match_resources(manifest: Manifest, staging: Staging | None) -> list[Resour
                     f"le fichier « {item.file} » n'a pas été envoyé avec le manifeste"
                 )
                 continue
-            description = describe(found.path, found.name)
+            description = inspect_file(found.path, found.name, siblings=siblings)
             resources.append(_resource(index, item.file, item.title, found, description, None, None))
         else:
             assert item.url is not None
             description = describe_url(item.url, item.format)
             resources.append(_resource(index, item.name, item.title, None, description, item.url, item.sync))
+        descriptions.append(description)
     for name in staged:
         if name not in cited:
-            fields.setdefault("files", []).append(f"le fichier « {name} » n'est cité par aucune ressource")
+            hint = (
+                " ; un Shapefile s'envoie complet dans un fichier ZIP (.shp, .shx, .dbf, .prj, .cpg)"
+                if name.lower().rsplit(".", 1)[-1] in SIDECARS or name.lower().endswith(".shp")
+                else ""
+            )
+            fields.setdefault("files", []).append(
+                f"le fichier « {name} » n'est cité par aucune ressource{hint}"
+            )
     if fields:
         raise InvalidInput("Les fichiers envoyés ne correspondent pas au manifeste.", fields=fields)
-    return resources
+    return resources, descriptions
 
 
 def _resource(
@@ -196,8 +215,19 @@ def revise(
         organization_id=publication.organization_id,
         detail={"revision": number, "category": publication.category, "channel": channel},
     )
-    deliveries.plan(session, publication, revision, accepted.result, actor=principal)
+    deliveries.plan(
+        session, publication, revision, accepted.result, actor=principal, blocked=_blocking(accepted)
+    )
     return publication
+
+
+def _blocking(accepted: Accepted) -> dict[str, list[PreflightProblem]]:
+    """Per target, the pre-flight errors that stop its delivery (the other targets proceed)."""
+    return {
+        target: [p for p in problems if p.severity == "error"]
+        for target, problems in preflight(accepted).items()
+        if any(p.severity == "error" for p in problems)
+    }
 
 
 def _write_revision(
@@ -382,7 +412,11 @@ def regional_download_url(publication_id: str, name: str) -> str:
 
 
 def preflight(accepted: Accepted) -> dict[str, list[PreflightProblem]]:
-    """Every problem each target would have with this revision, found without sending anything."""
+    """Every problem each target would have with this revision, found without sending anything.
+
+    File rules (formats, names, projections, sizes) come from the intake's inspection of each file; the
+    connector adds what only it knows. Whether the target is configured is reported too.
+    """
     payload = build_payload(
         "00000000-0000-0000-0000-000000000000",
         1,
@@ -393,19 +427,36 @@ def preflight(accepted: Accepted) -> dict[str, list[PreflightProblem]]:
     )
     report: dict[str, list[PreflightProblem]] = {}
     for plan in accepted.result.targets:
+        problems: list[PreflightProblem] = []
+        sends_files = plan.target != "datagouv" or accepted.manifest.access == "open"
+        for resource, description in zip(accepted.resources, accepted.descriptions, strict=True):
+            if resource.sha256 and sends_files:
+                problems.extend(file_preflight(description, resource.name, plan.target))
         connector = targets.get_connector(plan.target)
         if connector is None:
-            report[plan.target] = [
+            problems.append(
                 PreflightProblem(
                     target=plan.target,
                     severity="warning",
                     code="not_configured",
                     message="Cible non configurée sur ce broker : la livraison attendra sa configuration.",
                 )
-            ]
-            continue
-        report[plan.target] = connector.preflight(payload.model_copy(update={"needs": plan.needs}))
+            )
+        else:
+            problems.extend(connector.preflight(payload.model_copy(update={"needs": plan.needs})))
+        report[plan.target] = _unique(problems)
     return report
+
+
+def _unique(problems: list[PreflightProblem]) -> list[PreflightProblem]:
+    seen: set[tuple[str | None, str]] = set()
+    kept = []
+    for problem in problems:
+        key = (problem.resource, problem.code)
+        if key not in seen:
+            seen.add(key)
+            kept.append(problem)
+    return kept
 
 
 # --------------------------------------------------------------------------------------------- views

@@ -3,7 +3,7 @@
 Errors (``connectors.base``)::
 
     400                        PermanentConnectorError, field errors in ``.fields``, a French message
-    400 on "organization"      ConnectorConfigurationError (the key's user is not a member of the organization)
+    400 on "organization"      ConnectorConfigurationError (the key's user is not a member of it)
     401, 403                   ConnectorConfigurationError (staff: key or rights)
     404, 410                   RemoteGoneError
     413, 415, other 4xx        PermanentConnectorError
@@ -72,7 +72,7 @@ _FIELD_LABELS = {
     "Content-Type": "type de contenu",
 }
 
-# udata messages -> what a producer can act on (udata forms/fields.py, spatial/forms.py, uris.py, api/__init__).
+# udata messages -> what a producer can act on (udata forms/fields.py, spatial/forms.py, uris.py, api/).
 _TRANSLATIONS: list[tuple[str, str]] = [
     ("must be between 3 and 96 characters long", "chaque mot-clé doit compter entre 3 et 96 caractères"),
     ("Unknown geoid(s)", "zone(s) inconnue(s) de data.gouv.fr"),
@@ -202,7 +202,8 @@ def error_from_response(response: httpx.Response, what: str) -> ConnectorError:
         )
     if status == 415:
         return PermanentConnectorError(
-            f"data.gouv.fr refuse ce contenu ({message or 'type de contenu refusé'}).", fields={"file": message}
+            f"data.gouv.fr refuse ce contenu ({message or 'type de contenu refusé'}).",
+            fields={"file": message},
         )
     if status == 423:
         # Read-only / anti-spam mode: creations are disabled for a while (research §2, §7.7).
@@ -223,7 +224,9 @@ def error_from_response(response: httpx.Response, what: str) -> ConnectorError:
             f"data.gouv.fr a répondu {status} à {what}{suffix} ; nouvel essai prévu.",
             retry_after=retry_after(response),
         )
-    return PermanentConnectorError(f"data.gouv.fr a répondu {status} à {what} : {message or response.reason_phrase}.")
+    return PermanentConnectorError(
+        f"data.gouv.fr a répondu {status} à {what} : {message or response.reason_phrase}."
+    )
 
 
 # --------------------------------------------------------------------------------------------- client
@@ -283,7 +286,9 @@ class DatagouvClient:
             )
         except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
             # Nothing reached the server: safe to retry anything.
-            raise TransientConnectorError(f"data.gouv.fr est injoignable ({what}) ; nouvel essai prévu.") from exc
+            raise TransientConnectorError(
+                f"data.gouv.fr est injoignable ({what}) ; nouvel essai prévu."
+            ) from exc
         except httpx.TimeoutException as exc:
             raise AmbiguousRequestError(
                 f"data.gouv.fr n'a pas répondu à temps ({what}) ; nouvel essai prévu."
@@ -293,7 +298,11 @@ class DatagouvClient:
                 f"La connexion avec data.gouv.fr a été coupée ({what}) ; nouvel essai prévu."
             ) from exc
         logger.debug(
-            "data.gouv.fr %s %s -> %d (%.0f ms)", method, url, response.status_code, 1000 * (time.monotonic() - started)
+            "data.gouv.fr %s %s -> %d (%.0f ms)",
+            method,
+            url,
+            response.status_code,
+            1000 * (time.monotonic() - started),
         )
         if response.status_code >= 400:
             raise error_from_response(response, what)
@@ -356,7 +365,9 @@ class DatagouvClient:
         return dict(self.json("POST", "datasets/", "la création du jeu de données", json=payload))
 
     def update_dataset(self, dataset_id: str, payload: dict[str, Any]) -> dict[str, Any]:
-        return dict(self.json("PUT", f"datasets/{dataset_id}/", "la mise à jour du jeu de données", json=payload))
+        return dict(
+            self.json("PUT", f"datasets/{dataset_id}/", "la mise à jour du jeu de données", json=payload)
+        )
 
     def delete_dataset(self, dataset_id: str) -> None:
         self.request("DELETE", f"datasets/{dataset_id}/", "la suppression du jeu de données")
@@ -386,7 +397,7 @@ class DatagouvClient:
         self.request("PUT", f"datasets/{dataset_id}/resources/", "le classement des ressources", json=ids)
 
     def create_contact_point(self, payload: dict[str, Any]) -> dict[str, Any]:
-        """``POST /contacts/`` is a get-or-create: 201 or 200 with the existing point (udata contact_point/api)."""
+        """``POST /contacts/`` is a get-or-create: 201, or 200 with the existing point."""
         return dict(self.json("POST", "contacts/", "la création du point de contact", json=payload))
 
     # ----------------------------------------------------------------------------------------- uploads
@@ -445,7 +456,14 @@ class DatagouvClient:
         )
 
     def finish_parts(
-        self, dataset_id: str, *, rid: str | None, upload_uuid: str, filename: str, total_parts: int, total_size: int
+        self,
+        dataset_id: str,
+        *,
+        rid: str | None,
+        upload_uuid: str,
+        filename: str,
+        total_parts: int,
+        total_size: int,
     ) -> dict[str, Any]:
         """The final request of a chunked upload: no ``file``; the server combines the parts."""
         form = {
@@ -457,5 +475,7 @@ class DatagouvClient:
         what = f"l'assemblage du fichier « {filename} »"
         # httpx sends multipart only with files; udata's reqparse reads "form" locations from either encoding.
         return dict(
-            self.json("POST", self._upload_path(dataset_id, rid), what, data=form, timeout=self.upload_timeout)
+            self.json(
+                "POST", self._upload_path(dataset_id, rid), what, data=form, timeout=self.upload_timeout
+            )
         )

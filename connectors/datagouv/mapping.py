@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 from connectors.base import Contact, PublicationRevision, ResourceFile, Temporal
 
-# Namespaced extras keys (research §4 "Extras": keep clear of check:*, analysis:*, dcat, custom:*; no "." or "$").
+# Namespaced extras keys (research §4 "Extras": not check:*, analysis:*, dcat, custom:*; no "." or "$").
 PUBLICATION_KEY = "openig-broker:publication-id"
 REVISION_KEY = "openig-broker:revision"
 RESOURCE_KEY = "openig-broker:resource"  # {"name": ..., "sha256": ...} on each resource the broker owns
@@ -154,18 +154,72 @@ FREQUENCY_ALIASES: dict[str, str] = {
     "inconnue": "unknown",
 }
 
-# udata 17.6 ALLOWED_ARCHIVE_EXTENSIONS + ALLOWED_RESOURCES_EXTENSIONS defaults (udata settings.py). Production
-# may override them (research §3, §7.8, §8): GET /api/1/datasets/extensions/ is the authority.
+# udata 17.6 ALLOWED_ARCHIVE_EXTENSIONS + ALLOWED_RESOURCES_EXTENSIONS defaults (udata settings.py).
+# Production may override them (research §3, §7.8, §8): GET /api/1/datasets/extensions/ is the authority.
 ARCHIVE_EXTENSIONS: frozenset[str] = frozenset({"tar", "gz", "tgz", "rar", "zip", "7z", "xz", "bz2"})
 ALLOWED_EXTENSIONS: frozenset[str] = ARCHIVE_EXTENSIONS | frozenset(
-    "csv txt json pdf xml rtf xsd ods odt odp odg xls xlsx doc docx pps ppt jpeg jpg jpe gif png dwg svg tiff "
-    "ecw svgz jp2 webp shp kml kmz gpx shx ovr geojson gpkg grib2 rdf ttl n3 dbf prj sql sqlite db epub sbn "
-    "sbx cpg lyr owl dxf".split()
+    {
+        "csv",
+        "txt",
+        "json",
+        "pdf",
+        "xml",
+        "rtf",
+        "xsd",
+        "ods",
+        "odt",
+        "odp",
+        "odg",
+        "xls",
+        "xlsx",
+        "doc",
+        "docx",
+        "pps",
+        "ppt",
+        "jpeg",
+        "jpg",
+        "jpe",
+        "gif",
+        "png",
+        "dwg",
+        "svg",
+        "tiff",
+        "ecw",
+        "svgz",
+        "jp2",
+        "webp",
+        "shp",
+        "kml",
+        "kmz",
+        "gpx",
+        "shx",
+        "ovr",
+        "geojson",
+        "gpkg",
+        "grib2",
+        "rdf",
+        "ttl",
+        "n3",
+        "dbf",
+        "prj",
+        "sql",
+        "sqlite",
+        "db",
+        "epub",
+        "sbn",
+        "sbx",
+        "cpg",
+        "lyr",
+        "owl",
+        "dxf",
+    }
 )
 
 URL_SCHEMES = ("http", "https", "ftp", "ftps")  # URLS_ALLOWED_SCHEMES (research §3)
 # Reserved or private-use names that cannot be in URLS_ALLOWED_TLDS (the IANA list).
-_LOCAL_TLDS = frozenset({"local", "localdomain", "internal", "lan", "home", "corp", "test", "invalid", "example"})
+_LOCAL_TLDS = frozenset(
+    {"local", "localdomain", "internal", "lan", "home", "corp", "test", "invalid", "example"}
+)
 
 ResourceKind = Literal["main", "documentation", "update", "api", "code", "other"]
 
@@ -276,7 +330,9 @@ def map_spatial(revision: PublicationRevision) -> dict[str, Any]:
 # --------------------------------------------------------------------------------------------- datasets
 
 
-def contact_payload(contact: Contact | None, organization_name: str, organization_id: str) -> dict[str, Any] | None:
+def contact_payload(
+    contact: Contact | None, organization_name: str, organization_id: str
+) -> dict[str, Any] | None:
     """A contact point (``POST /api/1/contacts/``, research §2): role ``contact`` needs an email."""
     if contact is None or not contact.email:
         return None
@@ -390,7 +446,9 @@ def remote_payload(
     return payload
 
 
-def service_payload(title: str, url: str, fmt: str, existing_extras: dict[str, Any] | None = None) -> dict[str, Any]:
+def service_payload(
+    title: str, url: str, fmt: str, existing_extras: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """A Géoplateforme (or other) service link: a remote resource of type ``api``."""
     return {
         "title": title.strip()[:TITLE_MAX_LENGTH],

@@ -38,6 +38,9 @@ class FaultSettings(BaseModel):
         0, ge=0, description="The next N creates are committed, then lost."
     )
     timeout_after_create_rate: float = Field(0.0, ge=0, le=1)
+    lose_answer_next: int = Field(
+        0, ge=0, description="The next N matching requests are processed, then their 2xx answer is lost."
+    )
     timeout_mode: Literal["delay", "drop", "mixed"] = Field(
         "delay", description="delay: answer after timeout_delay; drop: close mid-body; mixed: either."
     )
@@ -96,6 +99,7 @@ class _Decision:
         self.status: int | None = None
         self.retry_after: int | None = None
         self.lose_create: str | None = None  # "delay" | "drop" when a create's answer must be lost
+        self.any_success = False  # lose any 2xx answer (lose_answer_next), not only a 201 create
         self.delay = 0.0
 
 
@@ -149,7 +153,12 @@ class FaultMiddleware:
                 return decision
             if faults.match_path and not re.search(faults.match_path, path):
                 return decision
-            countdowns = faults.fail_next or faults.throttle_next or faults.timeout_after_create_next
+            countdowns = (
+                faults.fail_next
+                or faults.throttle_next
+                or faults.timeout_after_create_next
+                or faults.lose_answer_next
+            )
             if countdowns and faults.skip:
                 faults.skip -= 1
                 return decision
@@ -164,6 +173,10 @@ class FaultMiddleware:
                 decision.status = faults.fail_status
             elif faults.error_rate and rnd.random() < faults.error_rate:
                 decision.status = faults.error_status
+            elif faults.lose_answer_next:
+                decision.lose_create = "drop" if faults.timeout_mode == "drop" else "delay"
+                decision.any_success = True
+                decision.delay = faults.timeout_delay
             elif method == "POST" and (
                 faults.timeout_after_create_next
                 or (faults.timeout_after_create_rate and rnd.random() < faults.timeout_after_create_rate)
@@ -176,10 +189,13 @@ class FaultMiddleware:
                 decision.delay = faults.timeout_delay
         return decision
 
-    def _consume_lost_create(self) -> None:
+    def _consume_lost_answer(self, any_success: bool) -> None:
         with self.runtime.lock:
-            if self.runtime.faults.timeout_after_create_next:
-                self.runtime.faults.timeout_after_create_next -= 1
+            faults = self.runtime.faults
+            if any_success and faults.lose_answer_next:
+                faults.lose_answer_next -= 1
+            elif not any_success and faults.timeout_after_create_next:
+                faults.timeout_after_create_next -= 1
 
     # ----------------------------------------------------------------------------------------- sending
 
@@ -227,10 +243,12 @@ class FaultMiddleware:
         finally:
             start = next((m for m in messages if m["type"] == "http.response.start"), None)
             entry["status"] = start["status"] if start else None
-            lost = start is not None and start["status"] == 201
+            status = start["status"] if start else 0
+            lost = (200 <= status < 300) if decision.any_success else status == 201
             if lost:
-                self._consume_lost_create()
-                entry["fault"] = f"create committed, answer lost ({decision.lose_create})"
+                self._consume_lost_answer(decision.any_success)
+                what = "request processed" if decision.any_success else "create committed"
+                entry["fault"] = f"{what}, answer lost ({decision.lose_create})"
             self.runtime.record(entry)
         if not lost:
             for message in messages:
@@ -247,4 +265,5 @@ class FaultMiddleware:
         assert start is not None
         await send(start)
         await send({"type": "http.response.body", "body": body[: len(body) // 2], "more_body": True})
-        raise ConnectionAbortedError("emulated connection drop after a committed create")
+        # Returning with the response incomplete makes uvicorn close the connection ("ASGI callable returned
+        # without completing response"): the client sees the peer close mid-body.

@@ -794,6 +794,10 @@ def delete_stored_data(request: Request, datastore: str, stored_id: str) -> Resp
         users = [c["_id"] for c in store.items("configurations", datastore) if stored_id in _used_stored_data(c)]
         if users:
             raise ApiError(409, f"La donnée stockée {stored_id} est utilisée par la configuration {users[0]}.")
+        # UNCONFIRMED: the executions that produced the data go with it (they are not listed afterwards here).
+        for execution in store.items("executions", datastore):
+            if execution["output"]["stored_data"]["_id"] == stored_id:
+                store.remove("executions", execution["_id"])
         store.remove("stored_data", stored_id)
         return Response(status_code=204)
 

@@ -186,3 +186,27 @@ def test_member_names_are_decoded_as_their_tools_wrote_them() -> None:
 
 def test_extraction_paths_are_sanitised() -> None:
     assert str(safe_relative_path("./a/\x07.cachée/b.txt")) == "a/cachée/b.txt"
+
+
+def test_members_in_an_unreadable_compression_are_listed_not_opened(tmp_path: Path) -> None:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as zf:
+        zf.writestr("gros.tif", b"II*\x00" + bytes(64))
+    data = bytearray(buffer.getvalue())
+    # Compression method 9 (Deflate64, APPNOTE 4.4.5) in the local and the central headers.
+    data[8:10] = (9).to_bytes(2, "little")
+    central = data.index(b"PK\x01\x02")
+    data[central + 10 : central + 12] = (9).to_bytes(2, "little")
+    path = tmp_path / "lot.zip"
+    path.write_bytes(bytes(data))
+    description = inspect_file(path, "lot.zip")
+    assert description.details["archive"]["unsupported_compression"] == ["gros.tif"]
+    assert any("Deflate64" in w for w in description.warnings)
+
+
+def test_office_documents_are_zip_containers(tmp_path: Path) -> None:
+    path = samples.zip_texts(
+        tmp_path / "x.docx", {"[Content_Types].xml": "<Types/>", "word/document.xml": "<w/>"}
+    )
+    description = inspect_file(path, "notice.docx")
+    assert (description.format, description.kind) == ("docx", "document")

@@ -85,3 +85,13 @@ def test_prose_is_text_not_csv(tmp_path: Path, name: str) -> None:
     path.write_text("Ce jeu de données décrit les pistes cyclables\n", encoding="utf-8")
     description = inspect_file(path, name)
     assert (description.format, description.kind) == ("txt", "document")
+
+
+def test_prose_with_commas_is_not_mistaken_for_a_table(tmp_path: Path) -> None:
+    path = tmp_path / "x.txt"
+    path.write_text(
+        "Ce jeu de données, produit par la métropole, décrit les pistes.\n"
+        "Il est mis à jour chaque trimestre.\nContact : service SIG, Montpellier.\n",
+        encoding="utf-8",
+    )
+    assert inspect_file(path, "LISEZMOI.txt").format == "txt"

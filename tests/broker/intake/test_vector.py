@@ -194,3 +194,11 @@ def test_zipped_geopackage(tmp_path: Path) -> None:
     )
     assert description.details["member"] == "villes.gpkg"
     assert description.details["layers"][0]["features"] == 3
+
+
+def test_flatgeobuf(tmp_path: Path, blob: Path) -> None:
+    shutil.copy(samples.write_vector(tmp_path / "v.fgb", samples.PLACES, driver="FlatGeobuf"), blob)
+    description = inspect_file(blob, "villes.fgb")
+    assert (description.format, description.kind) == ("fgb", "vector")
+    assert description.details["layers"][0]["name"] == "villes"
+    assert sorted(_names(description.details)) == ["Béziers", "Lodève", "Sète"]  # Hilbert-sorted
