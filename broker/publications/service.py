@@ -61,13 +61,23 @@ def _authorize_write(principal: Principal, organization: Organization) -> None:
 
 
 def accept(
-    session: Session, principal: Principal, raw: dict[str, Any], staging: Staging | None, channel: str
+    session: Session,
+    principal: Principal | None,
+    raw: dict[str, Any],
+    staging: Staging | None,
+    channel: str,
+    *,
+    carried: dict[str, Resource] | None = None,
 ) -> Accepted:
-    """Validate, authorise, match files, describe and classify. Raises on any bad input."""
+    """Validate, authorise, match files, describe and classify. Raises on any bad input.
+
+    ``principal`` None means the broker itself acts (migrations, scheduled syncs): no user check.
+    """
     manifest = validate_manifest(raw)
     organization = organizations.get_by_slug(session, manifest.organization)
-    _authorize_write(principal, organization)
-    resources, descriptions = _match_resources(manifest, staging)
+    if principal is not None:
+        _authorize_write(principal, organization)
+    resources, descriptions = _match_resources(manifest, staging, carried)
     facts = publication_facts(manifest, resources, channel)
     result = classification.decide(facts)
     return Accepted(manifest, raw, organization, resources, descriptions, result)
@@ -76,11 +86,21 @@ def accept(
 SIDECARS = {"shx", "dbf", "prj", "cpg", "sbn", "sbx", "qix", "tfw", "aux.xml"}
 
 
+def remote_key(index: int) -> str:
+    """Staging name under which the bytes fetched for the manifest's URL resource ``index`` are kept."""
+    return f"url:{index}"
+
+
 def _match_resources(
-    manifest: Manifest, staging: Staging | None
+    manifest: Manifest, staging: Staging | None, carried: dict[str, Resource] | None = None
 ) -> tuple[list[Resource], list[FileDescription]]:
-    """Pair the manifest's resources with the files sent, and inspect each file by its content."""
+    """Pair the manifest's resources with the files sent, and inspect each file by its content.
+
+    ``carried`` holds the previous revision's resources by name: a derived revision keeps their files
+    without sending them again. Bytes fetched for a URL resource are staged under ``remote_key(index)``.
+    """
     staged: dict[str, StagedFile] = staging.by_name() if staging else {}
+    carried = carried or {}
     siblings = {name: f.path for name, f in staged.items()}
     fields: dict[str, list[str]] = {}
     resources: list[Resource] = []
@@ -90,6 +110,11 @@ def _match_resources(
         if item.file is not None:
             cited.add(item.file)
             found = staged.get(item.file)
+            previous = carried.get(item.file)
+            if found is None and previous is not None and previous.sha256:
+                resources.append(_carry(index, item.title, previous))
+                descriptions.append(_stored_description(previous))
+                continue
             if found is None:
                 fields.setdefault(f"resources.{index}.file", []).append(
                     f"le fichier « {item.file} » n'a pas été envoyé avec le manifeste"
@@ -99,8 +124,20 @@ def _match_resources(
             resources.append(_resource(index, item.file, item.title, found, description, None, None))
         else:
             assert item.url is not None
-            description = describe_url(item.url, item.format)
-            resources.append(_resource(index, item.name, item.title, None, description, item.url, item.sync))
+            cited.add(remote_key(index))
+            fetched = staged.get(remote_key(index))
+            previous = carried.get(item.name)
+            if fetched is not None:
+                description = inspect_file(fetched.path, item.name)
+            elif previous is not None and previous.url == item.url and previous.sha256:
+                resources.append(_carry(index, item.title, previous))
+                descriptions.append(_stored_description(previous))
+                continue
+            else:
+                description = describe_url(item.url, item.format)
+            resources.append(
+                _resource(index, item.name, item.title, fetched, description, item.url, item.sync)
+            )
         descriptions.append(description)
     for name in staged:
         if name not in cited:
@@ -115,6 +152,26 @@ def _match_resources(
     if fields:
         raise InvalidInput("Les fichiers envoyés ne correspondent pas au manifeste.", fields=fields)
     return resources, descriptions
+
+
+def _carry(position: int, title: str | None, previous: Resource) -> Resource:
+    """The same file as in the previous revision (content-addressed: nothing is copied)."""
+    data = previous.model_dump(exclude={"id", "revision_id", "position", "title"})
+    return Resource(revision_id="", position=position, title=title, **data)
+
+
+def _stored_description(resource: Resource) -> FileDescription:
+    inspection = dict(resource.inspection or {})
+    warnings = list(inspection.pop("warnings", []) or [])
+    return FileDescription(
+        format=resource.format,
+        kind=resource.kind,
+        media_type=resource.media_type,
+        crs=resource.crs,
+        extent_wgs84=resource.extent_wgs84,
+        details=inspection,
+        warnings=warnings,
+    )
 
 
 def _resource(
@@ -191,7 +248,13 @@ def create(session: Session, principal: Principal, accepted: Accepted, channel: 
 
 
 def revise(
-    session: Session, principal: Principal, publication: Publication, accepted: Accepted, channel: str
+    session: Session,
+    principal: Principal | None,
+    publication: Publication,
+    accepted: Accepted,
+    channel: str,
+    *,
+    reason: str | None = None,
 ) -> Publication:
     if publication.organization_id != accepted.organization.id:
         raise InvalidInput(
@@ -213,12 +276,37 @@ def revise(
         actor=principal,
         publication_id=publication.id,
         organization_id=publication.organization_id,
-        detail={"revision": number, "category": publication.category, "channel": channel},
+        detail={"revision": number, "category": publication.category, "channel": channel, "reason": reason},
     )
     deliveries.plan(
         session, publication, revision, accepted.result, actor=principal, blocked=_blocking(accepted)
     )
     return publication
+
+
+def derive_revision(
+    session: Session,
+    principal: Principal | None,
+    publication: Publication,
+    *,
+    channel: str,
+    changes: dict[str, Any] | None = None,
+    staging: Staging | None = None,
+    reason: str | None = None,
+) -> Publication:
+    """A new revision from the current one: manifest keys in ``changes`` replaced, files kept unless
+    ``staging`` brings new bytes for them (by file name, or ``remote_key(i)`` for a URL resource).
+
+    Used when an access list changes, when a scheduled sync finds new bytes, and when a migration
+    re-classifies a publication. ``principal`` None: the broker itself acts.
+    """
+    current = repository.revision(session, publication.id, publication.revision)
+    if current is None:
+        raise NotFound(f"Révision courante introuvable pour {publication.id}.")
+    raw = {**current.manifest, **(changes or {})}
+    carried = {r.name: r for r in repository.resources(session, current.id)}
+    accepted = accept(session, principal, raw, staging, channel, carried=carried)
+    return revise(session, principal, publication, accepted, channel, reason=reason)
 
 
 def _blocking(accepted: Accepted) -> dict[str, list[PreflightProblem]]:
@@ -232,7 +320,7 @@ def _blocking(accepted: Accepted) -> dict[str, list[PreflightProblem]]:
 
 def _write_revision(
     session: Session,
-    principal: Principal,
+    principal: Principal | None,
     publication: Publication,
     accepted: Accepted,
     number: int,
@@ -243,7 +331,7 @@ def _write_revision(
         number=number,
         manifest=accepted.raw,
         channel=channel,
-        created_by=principal.subject,
+        created_by=principal.subject if principal else "broker",
     )
     repository.add(session, revision)
     for resource in accepted.resources:

@@ -10,12 +10,14 @@ dataset pages under ``/datasets/{slug}/`` (production: the cdata front end).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import html
 import json
 import logging
 import shutil
 import uuid
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -485,7 +487,14 @@ def create_app(
     store = Store(state_dir)
     runtime = Runtime(read_only=read_only, allow_local_urls=allow_local_urls)
     emu = Emulator(store, runtime)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        store.close()
+
     app = FastAPI(
+        lifespan=lifespan,
         title="data.gouv.fr emulator (udata 17 API subset)",
         description="Local emulator of data.gouv.fr's API. `/_emulator/` is the emulator's own admin API, "
         "not part of data.gouv.fr.",
@@ -517,10 +526,6 @@ def create_app(
     _dataset_routes(app, emu)
     _resource_routes(app, emu)
     _other_routes(app, emu)
-
-    @app.on_event("shutdown")
-    def _close() -> None:
-        store.close()
 
     return app
 

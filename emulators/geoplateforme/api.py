@@ -427,7 +427,7 @@ def delete_md5(request: Request, datastore: str, upload_id: str) -> Response:
 
 def _tree(path: Path) -> list[dict[str, Any]]:
     entries = []
-    for item in sorted(path.iterdir()):
+    for item in sorted(path.iterdir(), key=lambda entry: (entry.is_file(), entry.name)):
         if item.is_dir():
             children = _tree(item)
             entries.append(
