@@ -55,7 +55,9 @@ def _use(data_dir: Path | None, categories: Path | None = None, *, service: bool
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     # Services log at the configured level; one-shot commands only say what went wrong.
     level = settings.log_level if service else "WARNING"
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    logging.basicConfig(
+        level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
     logging.getLogger("alembic").setLevel(max(logging.WARNING, logging.getLevelName(level)))
 
 

@@ -60,7 +60,9 @@ def create_app() -> FastAPI:
     app.include_router(targets_router)
     app.include_router(
         build_regional_router(
-            get_session, optional_principal, _regional_root,
+            get_session,
+            optional_principal,
+            _regional_root,
             public_url=lambda: get_settings().public_url.rstrip("/"),
         )
     )

@@ -55,11 +55,11 @@ def claim(session: Session, delivery_id: str, now: datetime, lease_until: dateti
     publication and target holds a live lease (never two deliveries to one target at once)."""
     other = aliased(Delivery)
     busy = exists().where(
-        other.publication_id == Delivery.publication_id,
-        other.target == Delivery.target,
-        other.id != Delivery.id,
-        other.state == DeliveryState.running.value,
-        other.lease_until >= now,  # type: ignore[operator]
+        col(other.publication_id) == col(Delivery.publication_id),
+        col(other.target) == col(Delivery.target),
+        col(other.id) != col(Delivery.id),
+        col(other.state) == DeliveryState.running.value,
+        col(other.lease_until) >= now,
     )
     runnable = or_(
         col(Delivery.state) == DeliveryState.pending.value,
@@ -82,7 +82,7 @@ def claim(session: Session, delivery_id: str, now: datetime, lease_until: dateti
         )
         .execution_options(synchronize_session=False)
     )
-    result = session.exec(statement)  # type: ignore[call-overload]
+    result = session.exec(statement)
     return bool(result.rowcount == 1)
 
 
@@ -93,7 +93,7 @@ def extend_lease(session: Session, delivery_id: str, lease_until: datetime, now:
         .values(lease_until=lease_until, updated_at=now)
         .execution_options(synchronize_session=False)
     )
-    session.exec(statement)  # type: ignore[call-overload]
+    session.exec(statement)
 
 
 def newer_active_exists(session: Session, delivery: Delivery) -> bool:
@@ -159,7 +159,7 @@ def mark_enqueued(session: Session, delivery_ids: list[str], at: datetime) -> No
         .values(enqueued_at=at)
         .execution_options(synchronize_session=False)
     )
-    session.exec(statement)  # type: ignore[call-overload]
+    session.exec(statement)
 
 
 def search(

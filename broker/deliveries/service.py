@@ -314,7 +314,7 @@ def _ledger_entry(record: LedgerRecord | None) -> LedgerEntry:
         urls=list(record.urls or []),
         revision=record.revision,
         step=record.step,
-        state=record.state,  # type: ignore[arg-type]
+        state=record.state,
     )
 
 

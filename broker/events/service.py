@@ -16,9 +16,16 @@ logger = logging.getLogger(__name__)
 
 
 class Actor(Protocol):
-    subject: str
-    organizations: tuple[str, ...]
-    client_id: str | None
+    """Whoever acts: a :class:`broker.auth.principal.Principal` satisfies it."""
+
+    @property
+    def subject(self) -> str: ...
+
+    @property
+    def organizations(self) -> tuple[str, ...]: ...
+
+    @property
+    def client_id(self) -> str | None: ...
 
 
 def record(

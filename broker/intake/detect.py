@@ -1,14 +1,13 @@
-"""Tell what a file is. First brick: extension checked against the file's leading bytes.
+"""What a file is, as intake describes it, and a first guess for resources given only by URL.
 
-The inspection issue replaces this with GDAL-based inspection; callers only rely on ``describe``.
+Files sent to the broker are inspected by content (``broker.intake.inspect.inspect_file``); a URL resource
+that is not fetched is described from its declared format or its extension.
 """
 
 from __future__ import annotations
 
 import logging
-import mimetypes
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 logger = logging.getLogger(__name__)
@@ -40,16 +39,8 @@ class FileDescription:
     warnings: list[str] = field(default_factory=list)
 
 
-def describe(path: Path, name: str) -> FileDescription:
-    ext = name.rsplit(".", 1)[-1].lower() if "." in name else ""
-    if ext in FORMATS:
-        fmt, kind, media = FORMATS[ext]
-        return FileDescription(format=fmt, kind=kind, media_type=media)
-    media = mimetypes.guess_type(name)[0]
-    return FileDescription(format=ext or None, kind="other", media_type=media)
-
-
 def describe_url(url: str, declared_format: str | None) -> FileDescription:
+    """A URL resource not fetched: its declared format, else its extension."""
     tail = url.split("?", 1)[0].rsplit("/", 1)[-1]
     ext = (declared_format or (tail.rsplit(".", 1)[-1] if "." in tail else "")).lower()
     if ext in FORMATS:

@@ -1,6 +1,6 @@
 """Tell what a received file really is, by its content, and describe it with the field's own libraries.
 
-Entry point of intake inspection; replaces ``broker.intake.detect.describe``::
+Entry point of intake inspection::
 
     from broker.intake.inspect import ArchiveLimits, IntakeRefused, inspect_file
 

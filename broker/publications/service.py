@@ -441,7 +441,7 @@ def build_payload(
             format=r.format,
             kind=r.kind,
             crs=r.crs,
-            extent_wgs84=tuple(r.extent_wgs84) if r.extent_wgs84 else None,  # type: ignore[arg-type]
+            extent_wgs84=tuple(r.extent_wgs84) if r.extent_wgs84 else None,
             inspection=r.inspection or {},
             download_url=regional_download_url(publication_id, r.name) if regional and r.sha256 else None,
         )

@@ -1,9 +1,9 @@
 """Tokens from the Géoplateforme's Keycloak (geoplateforme-api.md §1, "Authentication").
 
-Two grants: ``client_credentials`` for a service account, and ``password`` (the SDK's default) with, for an
-account with 2FA, a ``totp`` form field holding the current RFC 6238 code, computed here with hmac. The token is
-cached until shortly before it expires and thrown away on a 401/403 from the API, as the SDK does
-(``io/ApiRequester.py``). Scopes: none are sent (UNCONFIRMED that none is ever required).
+Two grants: ``client_credentials`` for a service account, and ``password`` (the SDK's default) with,
+for an account with 2FA, a ``totp`` form field holding the current RFC 6238 code, computed here with hmac.
+The token is cached until shortly before it expires and thrown away on a 401/403 from the API, as the SDK
+does (``io/ApiRequester.py``). Scopes: none are sent (UNCONFIRMED that none is ever required).
 """
 
 from __future__ import annotations

@@ -85,11 +85,18 @@ class EntrepotClient:
                 raise transport_error(exc, action) from exc
             if response.status_code in (401, 403) and not refreshed:
                 # §1: on a 401 or 403 the SDK throws the token away and fetches a new one.
-                logger.info("géoplateforme: %s %s answered %d, refreshing the token", method, path, response.status_code)
+                logger.info(
+                    "géoplateforme: %s %s answered %d, refreshing the token",
+                    method,
+                    path,
+                    response.status_code,
+                )
                 self.tokens.invalidate()
                 refreshed = True
                 continue
-            if (response.status_code in TRANSIENT_STATUSES or response.status_code >= 500) and attempt < attempts:
+            if (
+                response.status_code in TRANSIENT_STATUSES or response.status_code >= 500
+            ) and attempt < attempts:
                 self.sleep(min(2.0, 0.25 * 2**attempt))
                 continue
             if response.status_code >= 400:
@@ -114,12 +121,16 @@ class EntrepotClient:
     def delete(self, path: str, *, action: str, params: Any = None) -> None:
         self.request("DELETE", path, action=action, params=params)
 
-    def pages(self, path: str, *, action: str, params: dict[str, Any] | None = None) -> Iterator[dict[str, Any]]:
+    def pages(
+        self, path: str, *, action: str, params: dict[str, Any] | None = None
+    ) -> Iterator[dict[str, Any]]:
         """Every item of a paged list (``page`` from 1, ``limit``; the total from ``Content-Range``, §4)."""
         page = 1
         seen = 0
         while True:
-            response = self.request("GET", path, action=action, params={**(params or {}), "page": page, "limit": PAGE_SIZE})
+            response = self.request(
+                "GET", path, action=action, params={**(params or {}), "page": page, "limit": PAGE_SIZE}
+            )
             items = response.json()
             if not isinstance(items, list):
                 raise TransientConnectorError(f"Géoplateforme : réponse inattendue pendant {action}.")
@@ -148,8 +159,12 @@ class EntrepotClient:
                 if isinstance(datastore, dict):
                     datastore = datastore.get("_id")
                 if datastore:
-                    stores.append((str(datastore), set(member.get("rights") or []), community.get("technical_name")))
-            usable = [store for store in stores if {"UPLOAD", "PROCESSING", "BROADCAST"} <= store[1]] or stores
+                    stores.append(
+                        (str(datastore), set(member.get("rights") or []), community.get("technical_name"))
+                    )
+            usable = [
+                store for store in stores if {"UPLOAD", "PROCESSING", "BROADCAST"} <= store[1]
+            ] or stores
             if len(usable) != 1:
                 names = ", ".join(f"{name} ({ds})" for ds, _, name in usable) or "aucun"
                 raise ConnectorConfigurationError(

@@ -67,7 +67,9 @@ class GeoplateformeConnector(BaseConnector[GeoplateformeConfig]):
     def base_url(self) -> str:
         return self.config.api_url
 
-    def _delivery(self, revision: PublicationRevision, ledger: LedgerEntry, checkpoint: Checkpoint) -> Delivery:
+    def _delivery(
+        self, revision: PublicationRevision, ledger: LedgerEntry, checkpoint: Checkpoint
+    ) -> Delivery:
         return Delivery(self.client, self.config, revision, ledger, checkpoint, sleep=self._sleep)
 
     # ----------------------------------------------------------------------------------------- delivery
@@ -119,7 +121,9 @@ class GeoplateformeConnector(BaseConnector[GeoplateformeConfig]):
 
         def get(collection: str, entity_id: str) -> dict[str, Any] | None:
             try:
-                detail: dict[str, Any] = client.get(client.ds(f"/{collection}/{entity_id}"), action="la vérification")
+                detail: dict[str, Any] = client.get(
+                    client.ds(f"/{collection}/{entity_id}"), action="la vérification"
+                )
                 return detail
             except NotFound:
                 return None
@@ -128,56 +132,110 @@ class GeoplateformeConnector(BaseConnector[GeoplateformeConfig]):
         for key, offering in (remote.get("offerings") or {}).items():
             current = get("offerings", offering["id"])
             if current is None:
-                drift.append(RemoteDrift(kind="deleted", entity=f"offering:{key}",
-                                         message=f"L'offre {offering.get('type')} a été dépubliée de la Géoplateforme."))
+                drift.append(
+                    RemoteDrift(
+                        kind="deleted",
+                        entity=f"offering:{key}",
+                        message=f"L'offre {offering.get('type')} a été dépubliée de la Géoplateforme.",
+                    )
+                )
                 continue
             found["offerings"][key] = current.get("status")
             if current.get("status") != "PUBLISHED":
-                drift.append(RemoteDrift(kind="stale", entity=f"offering:{key}",
-                                         message=f"L'offre {offering.get('type')} est au statut {current.get('status')}."))
+                drift.append(
+                    RemoteDrift(
+                        kind="stale",
+                        entity=f"offering:{key}",
+                        message=f"L'offre {offering.get('type')} est au statut {current.get('status')}.",
+                    )
+                )
             elif current.get("available") is False:
-                drift.append(RemoteDrift(kind="stale", entity=f"offering:{key}",
-                                         message=f"L'offre {offering.get('type')} a été rendue indisponible."))
+                drift.append(
+                    RemoteDrift(
+                        kind="stale",
+                        entity=f"offering:{key}",
+                        message=f"L'offre {offering.get('type')} a été rendue indisponible.",
+                    )
+                )
         for name, state in (remote.get("resources") or {}).items():
             for track, stored_id in (state.get("stored_data") or {}).items():
                 current = get("stored_data", stored_id)
                 if current is None:
-                    drift.append(RemoteDrift(kind="deleted", entity=f"stored_data:{name}:{track}",
-                                             message=f"La donnée stockée ({track}) de « {name} » a été supprimée."))
+                    drift.append(
+                        RemoteDrift(
+                            kind="deleted",
+                            entity=f"stored_data:{name}:{track}",
+                            message=f"La donnée stockée ({track}) de « {name} » a été supprimée.",
+                        )
+                    )
                     continue
                 found["stored_data"][f"{name}:{track}"] = current.get("status")
                 if current.get("status") != "GENERATED":
-                    drift.append(RemoteDrift(kind="stale", entity=f"stored_data:{name}:{track}",
-                                             message=f"La donnée stockée ({track}) de « {name} » est au statut "
-                                             f"{current.get('status')}."))
+                    drift.append(
+                        RemoteDrift(
+                            kind="stale",
+                            entity=f"stored_data:{name}:{track}",
+                            message=f"La donnée stockée ({track}) de « {name} » est au statut "
+                            f"{current.get('status')}.",
+                        )
+                    )
             for config_type, configuration in (state.get("configurations") or {}).items():
                 current = get("configurations", configuration["id"])
                 if current is None:
-                    drift.append(RemoteDrift(kind="deleted", entity=f"configuration:{name}:{config_type}",
-                                             message=f"La configuration {config_type} de « {name} » a été supprimée."))
+                    drift.append(
+                        RemoteDrift(
+                            kind="deleted",
+                            entity=f"configuration:{name}:{config_type}",
+                            message=f"La configuration {config_type} de « {name} » a été supprimée.",
+                        )
+                    )
                 else:
                     found["configurations"][f"{name}:{config_type}"] = current.get("status")
         metadata = remote.get("metadata") or {}
         if metadata.get("id"):
             current = get("metadata", metadata["id"])
             if current is None:
-                drift.append(RemoteDrift(kind="deleted", entity="metadata",
-                                         message="La fiche de métadonnées a été supprimée de la Géoplateforme."))
+                drift.append(
+                    RemoteDrift(
+                        kind="deleted",
+                        entity="metadata",
+                        message="La fiche de métadonnées a été supprimée de la Géoplateforme.",
+                    )
+                )
             else:
                 found["metadata"] = {"published": bool(current.get("endpoints"))}
                 if metadata.get("published") and not current.get("endpoints"):
-                    drift.append(RemoteDrift(kind="stale", entity="metadata",
-                                             message="La fiche n'est plus publiée dans le catalogue."))
+                    drift.append(
+                        RemoteDrift(
+                            kind="stale",
+                            entity="metadata",
+                            message="La fiche n'est plus publiée dans le catalogue.",
+                        )
+                    )
         if ledger.state == "withdrawn":
-            left = client.list(client.ds("/configurations"), action="la vérification",
-                               params={"tags[openig_publication]": revision.publication_id})
-            left += client.list(client.ds("/stored_data"), action="la vérification",
-                                params={"tags[openig_publication]": revision.publication_id})
-            left += client.list(client.ds("/metadata"), action="la vérification",
-                                params={"file_identifier": file_identifier(revision.publication_id)})
+            left = client.list(
+                client.ds("/configurations"),
+                action="la vérification",
+                params={"tags[openig_publication]": revision.publication_id},
+            )
+            left += client.list(
+                client.ds("/stored_data"),
+                action="la vérification",
+                params={"tags[openig_publication]": revision.publication_id},
+            )
+            left += client.list(
+                client.ds("/metadata"),
+                action="la vérification",
+                params={"file_identifier": file_identifier(revision.publication_id)},
+            )
             for item in left:
-                drift.append(RemoteDrift(kind="extra", entity=str(item.get("_id")),
-                                         message="Une entité de la publication retirée est encore sur la Géoplateforme."))
+                drift.append(
+                    RemoteDrift(
+                        kind="extra",
+                        entity=str(item.get("_id")),
+                        message="Une entité de la publication retirée est encore sur la Géoplateforme.",
+                    )
+                )
             return RemoteState(exists=bool(left), drift=tuple(drift), remote=found)
         exists = bool(found["offerings"] or found["stored_data"] or found.get("metadata"))
         return RemoteState(exists=exists, drift=tuple(drift), remote=found)

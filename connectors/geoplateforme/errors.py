@@ -70,7 +70,7 @@ def retry_after(response: httpx.Response) -> float | None:
 
 
 def error_for(response: httpx.Response, action: str) -> ConnectorError:
-    """The connector error for a failed answer to ``action`` (a French phrase: « la création de la livraison »)."""
+    """The connector error for a failed answer to ``action`` (French: « la création de la livraison »)."""
     status = response.status_code
     details = descriptions(response)
     detail = " ; ".join(details) if details else response.reason_phrase
@@ -93,4 +93,6 @@ def error_for(response: httpx.Response, action: str) -> ConnectorError:
 
 def transport_error(exc: httpx.HTTPError, action: str) -> TransientConnectorError:
     kind = "délai dépassé" if isinstance(exc, httpx.TimeoutException) else "connexion impossible"
-    return TransientConnectorError(f"Géoplateforme injoignable pendant {action} ({kind}) ; nouvel essai prévu.")
+    return TransientConnectorError(
+        f"Géoplateforme injoignable pendant {action} ({kind}) ; nouvel essai prévu."
+    )

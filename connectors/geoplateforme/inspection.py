@@ -70,7 +70,7 @@ def is_shapefile_zip(resource: ResourceFile) -> bool:
 
 
 def classify(resource: ResourceFile) -> str:
-    """``vector``, ``raster``, ``archive`` (hosted, for download) or ``link`` (a URL only: nothing to host)."""
+    """``vector``, ``raster``, ``archive`` (hosted, for download) or ``link`` (a URL: nothing to host)."""
     if resource.path is None:
         return "link"
     fmt = resource_format(resource)
@@ -92,10 +92,11 @@ class Layer:
 
 
 def vector_layers(resource: ResourceFile) -> list[Layer]:
-    """The layers of a vector resource as the platform will see them, read with pyogrio (raises if unreadable).
+    """The layers of a vector resource as the platform will see them, read with pyogrio (raises if
+    unreadable).
 
-    The broker keeps blobs without extension, while GDAL picks drivers (CSV) and single-layer formats take their
-    table name from the file name: the file is read through a link named as it will be uploaded.
+    The broker keeps blobs without extension, while GDAL picks drivers (CSV) and single-layer formats take
+    their table name from the file name: the file is read through a link named as it will be uploaded.
     """
     import pyogrio
 
@@ -165,7 +166,9 @@ def crs_resolves(srs: str) -> bool:
 # ----------------------------------------------------------------------------------------------- preflight
 
 
-def _problem(resource: ResourceFile | None, code: str, message: str, severity: str = "error") -> PreflightProblem:
+def _problem(
+    resource: ResourceFile | None, code: str, message: str, severity: str = "error"
+) -> PreflightProblem:
     return PreflightProblem(
         target=TARGET,
         resource=resource.name if resource else None,
@@ -193,60 +196,114 @@ def preflight(
         wanted = asked or default_services.get(kind, ())
         usable = [service for service in wanted if service in services_for.get(kind, {})]
         if fmt in CHECKED_NOT_INTEGRATED:
-            problems.append(_problem(resource, "format_not_integrated",
-                                     f"Le format {fmt} de « {resource.name} » est vérifié mais pas encore intégré "
-                                     "par la Géoplateforme : livrez un GeoPackage."))
+            problems.append(
+                _problem(
+                    resource,
+                    "format_not_integrated",
+                    f"Le format {fmt} de « {resource.name} » est vérifié mais pas encore intégré "
+                    "par la Géoplateforme : livrez un GeoPackage.",
+                )
+            )
             continue
         if not usable:
             if kind == "archive" and asked:
-                problems.append(_problem(resource, "format_not_served",
-                                         f"« {resource.name} » ({fmt or 'format inconnu'}) ne peut être que "
-                                         "téléchargé sur la Géoplateforme : il n'y sera pas publié sans le service "
-                                         "download.", "warning"))
+                problems.append(
+                    _problem(
+                        resource,
+                        "format_not_served",
+                        f"« {resource.name} » ({fmt or 'format inconnu'}) ne peut être que "
+                        "téléchargé sur la Géoplateforme : il n'y sera pas publié sans le service "
+                        "download.",
+                        "warning",
+                    )
+                )
             elif asked:
-                problems.append(_problem(resource, "service_not_applicable",
-                                         f"Aucun des services demandés ({', '.join(asked)}) ne s'applique à "
-                                         f"« {resource.name} » sur la Géoplateforme.", "warning"))
+                problems.append(
+                    _problem(
+                        resource,
+                        "service_not_applicable",
+                        f"Aucun des services demandés ({', '.join(asked)}) ne s'applique à "
+                        f"« {resource.name} » sur la Géoplateforme.",
+                        "warning",
+                    )
+                )
             continue
         hosted += 1
         if resource.path is None or not resource.path.is_file():
-            problems.append(_problem(resource, "file_missing",
-                                     f"Le fichier « {resource.name} » est introuvable dans le dépôt du broker."))
+            problems.append(
+                _problem(
+                    resource,
+                    "file_missing",
+                    f"Le fichier « {resource.name} » est introuvable dans le dépôt du broker.",
+                )
+            )
             continue
         size = resource.size if resource.size is not None else resource.path.stat().st_size
         if size > max_upload_bytes:
-            problems.append(_problem(resource, "too_large",
-                                     f"« {resource.name} » pèse {size / 1024**3:.1f} Go : la Géoplateforme limite "
-                                     f"une livraison à {max_upload_bytes / 1024**3:.0f} Go. Découpez le fichier."))
+            problems.append(
+                _problem(
+                    resource,
+                    "too_large",
+                    f"« {resource.name} » pèse {size / 1024**3:.1f} Go : la Géoplateforme limite "
+                    f"une livraison à {max_upload_bytes / 1024**3:.0f} Go. Découpez le fichier.",
+                )
+            )
         if kind == "archive":
             continue
         if fmt == "cog":
-            problems.append(_problem(resource, "cog_recomputed",
-                                     f"« {resource.name} » est un COG : la Géoplateforme le reçoit comme un GeoTIFF "
-                                     "et en recalcule une pyramide.", "warning"))
+            problems.append(
+                _problem(
+                    resource,
+                    "cog_recomputed",
+                    f"« {resource.name} » est un COG : la Géoplateforme le reçoit comme un GeoTIFF "
+                    "et en recalcule une pyramide.",
+                    "warning",
+                )
+            )
         if fmt == "shp" and not is_shapefile_zip(resource):
-            problems.append(_problem(resource, "shapefile_not_zipped",
-                                     f"Le Shapefile « {resource.name} » doit être livré zippé avec ses fichiers "
-                                     ".shx, .dbf et .prj."))
+            problems.append(
+                _problem(
+                    resource,
+                    "shapefile_not_zipped",
+                    f"Le Shapefile « {resource.name} » doit être livré zippé avec ses fichiers "
+                    ".shx, .dbf et .prj.",
+                )
+            )
             continue
         problems.extend(_srs_problems(resource, kind))
         if kind == "vector":
             problems.extend(_name_problems(resource))
     if hosted == 0 and not any(p.severity == "error" for p in problems) and revision.resources:
-        problems.append(_problem(None, "nothing_to_publish",
-                                 "Aucune ressource de cette publication ne sera hébergée sur la Géoplateforme ; "
-                                 "seule sa fiche de métadonnées y sera publiée.", "warning"))
+        problems.append(
+            _problem(
+                None,
+                "nothing_to_publish",
+                "Aucune ressource de cette publication ne sera hébergée sur la Géoplateforme ; "
+                "seule sa fiche de métadonnées y sera publiée.",
+                "warning",
+            )
+        )
     return problems
 
 
 def _srs_problems(resource: ResourceFile, kind: str) -> list[PreflightProblem]:
     if not resource.crs:
-        return [_problem(resource, "srs_missing",
-                         f"Le système de coordonnées de « {resource.name} » est inconnu : la Géoplateforme exige "
-                         "un SRS déclaré (EPSG:xxxx) pour chaque livraison.")]
+        return [
+            _problem(
+                resource,
+                "srs_missing",
+                f"Le système de coordonnées de « {resource.name} » est inconnu : la Géoplateforme exige "
+                "un SRS déclaré (EPSG:xxxx) pour chaque livraison.",
+            )
+        ]
     if not SRS_FORM.fullmatch(resource.crs) or not crs_resolves(resource.crs):
-        return [_problem(resource, "srs_unknown",
-                         f"Le SRS « {resource.crs} » de « {resource.name} » n'est pas un code EPSG reconnu.")]
+        return [
+            _problem(
+                resource,
+                "srs_unknown",
+                f"Le SRS « {resource.crs} » de « {resource.name} » n'est pas un code EPSG reconnu.",
+            )
+        ]
     try:
         if kind == "vector":
             found = {layer.crs for layer in vector_layers(resource) if layer.crs}
@@ -257,9 +314,14 @@ def _srs_problems(resource: ResourceFile, kind: str) -> list[PreflightProblem]:
         return [_problem(resource, "unreadable", f"« {resource.name} » n'est pas lisible : {exc}")]
     wrong = sorted(crs for crs in found if not same_crs(crs, resource.crs))
     if wrong:
-        return [_problem(resource, "srs_mismatch",
-                         f"« {resource.name} » est en {', '.join(wrong)} mais déclaré en {resource.crs} : les "
-                         "vérifications de la Géoplateforme le refuseraient.")]
+        return [
+            _problem(
+                resource,
+                "srs_mismatch",
+                f"« {resource.name} » est en {', '.join(wrong)} mais déclaré en {resource.crs} : les "
+                "vérifications de la Géoplateforme le refuseraient.",
+            )
+        ]
     return []
 
 
@@ -272,22 +334,45 @@ def _name_problems(resource: ResourceFile) -> list[PreflightProblem]:
     for layer in layers:
         table = normalise_name(layer.name)
         if not TABLE_NAME_RULE.fullmatch(table):
-            problems.append(_problem(resource, "bad_table_name",
-                                     f"La table « {layer.name} » deviendrait « {table} », qui ne respecte pas la "
-                                     "règle [a-z_][a-z0-9_]* de la Géoplateforme : renommez-la."))
+            problems.append(
+                _problem(
+                    resource,
+                    "bad_table_name",
+                    f"La table « {layer.name} » deviendrait « {table} », qui ne respecte pas la "
+                    "règle [a-z_][a-z0-9_]* de la Géoplateforme : renommez-la.",
+                )
+            )
         elif table != layer.name:
-            problems.append(_problem(resource, "table_renamed",
-                                     f"La table « {layer.name} » sera publiée sous le nom « {table} ».", "warning"))
+            problems.append(
+                _problem(
+                    resource,
+                    "table_renamed",
+                    f"La table « {layer.name} » sera publiée sous le nom « {table} ».",
+                    "warning",
+                )
+            )
         renamed = [column for column in layer.fields if normalise_name(column) != column]
         if renamed:
             listed = ", ".join(f"{column} → {normalise_name(column)}" for column in renamed[:5])
-            problems.append(_problem(resource, "columns_renamed",
-                                     f"Des colonnes de « {layer.name} » seront renommées : {listed}.", "warning"))
+            problems.append(
+                _problem(
+                    resource,
+                    "columns_renamed",
+                    f"Des colonnes de « {layer.name} » seront renommées : {listed}.",
+                    "warning",
+                )
+            )
         broken = [column for column in layer.fields if not TABLE_NAME_RULE.fullmatch(normalise_name(column))]
         if broken:
-            problems.append(_problem(resource, "column_names",
-                                     f"Des colonnes de « {layer.name} » ont des noms que les services OGC "
-                                     f"supporteront mal : {', '.join(broken[:5])}.", "warning"))
+            problems.append(
+                _problem(
+                    resource,
+                    "column_names",
+                    f"Des colonnes de « {layer.name} » ont des noms que les services OGC "
+                    f"supporteront mal : {', '.join(broken[:5])}.",
+                    "warning",
+                )
+            )
     return problems
 
 
@@ -295,6 +380,10 @@ def remote_name(resource: ResourceFile) -> str:
     """The file name inside the upload: the resource's, with the extension GDAL needs to read it."""
     name = Path(resource.name).name
     extension = EXTENSIONS.get(resource_format(resource))
-    if extension and not name.lower().endswith(extension) and Path(name).suffix.lower() not in (".tiff", ".json"):
+    if (
+        extension
+        and not name.lower().endswith(extension)
+        and Path(name).suffix.lower() not in (".tiff", ".json")
+    ):
         name += extension
     return name

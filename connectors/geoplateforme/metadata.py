@@ -1,13 +1,14 @@
-"""The ISO 19139 record of a publication, as the Géoplateforme catalogue receives it (geoplateforme-api.md §3).
+"""The ISO 19139 record of a publication, as the Géoplateforme catalogue receives it
+(geoplateforme-api.md §3).
 
 :func:`iso19139_record` writes a ``gmd:MD_Metadata`` (ISO 19139, 2007 edition, GML 3.2) with lxml:
 
 - ``fileIdentifier``: :func:`file_identifier`, a UUID derived from the publication id, stable across
   revisions (the platform wants it unique and unchanged by a PUT, §3);
-- title, abstract, contact, keywords (plus the INSPIRE theme from the GEMET thesaurus when the revision has one),
-  maintenance frequency, the licence in ``useConstraints``/``otherConstraints`` (which data.gouv.fr's ISO→DCAT
-  conversion reads, research/test-peers.md §1), access constraints, the extent as an
-  ``EX_GeographicBoundingBox`` and a GML 3.2 ``TimePeriod``, the reference systems;
+- title, abstract, contact, keywords (plus the INSPIRE theme from the GEMET thesaurus when the revision
+  has one), maintenance frequency, the licence in ``useConstraints``/``otherConstraints`` (which
+  data.gouv.fr's ISO→DCAT conversion reads, research/test-peers.md §1), access constraints, the extent as
+  an ``EX_GeographicBoundingBox`` and a GML 3.2 ``TimePeriod``, the reference systems;
 - an online resource for each service URL (WFS, WMS, WMTS, TMS, download) and each downloadable file.
 
 The record validates against the ISO 19139 XML schema (see the connector's tests).
@@ -37,13 +38,22 @@ CODELISTS = "http://standards.iso.org/iso/19139/resources/gmxCodelists.xml"
 OPENIG_NAMESPACE = uuid.UUID("6f0c9f5e-3b55-5d6e-9a57-0c1f8e2b7a41")
 
 LICENCES = {
-    "lov2": ("Licence Ouverte / Open Licence version 2.0", "https://www.etalab.gouv.fr/licence-ouverte-open-licence/"),
+    "lov2": (
+        "Licence Ouverte / Open Licence version 2.0",
+        "https://www.etalab.gouv.fr/licence-ouverte-open-licence/",
+    ),
     "fr-lo": ("Licence Ouverte / Open Licence", "https://www.etalab.gouv.fr/licence-ouverte-open-licence/"),
     "odc-odbl": ("Open Database License (ODbL) 1.0", "https://opendatacommons.org/licenses/odbl/1-0/"),
     "odc-by": ("Open Data Commons Attribution License", "https://opendatacommons.org/licenses/by/"),
-    "odc-pddl": ("Open Data Commons Public Domain Dedication and License", "https://opendatacommons.org/licenses/pddl/"),
+    "odc-pddl": (
+        "Open Data Commons Public Domain Dedication and License",
+        "https://opendatacommons.org/licenses/pddl/",
+    ),
     "cc-by": ("Creative Commons Attribution", "https://creativecommons.org/licenses/by/4.0/"),
-    "cc-by-sa": ("Creative Commons Attribution - Partage dans les mêmes conditions", "https://creativecommons.org/licenses/by-sa/4.0/"),
+    "cc-by-sa": (
+        "Creative Commons Attribution - Partage dans les mêmes conditions",
+        "https://creativecommons.org/licenses/by-sa/4.0/",
+    ),
     "cc-zero": ("Creative Commons CC0", "https://creativecommons.org/publicdomain/zero/1.0/"),
     "notspecified": ("Licence non spécifiée", None),
     "other-at": ("Autre (attribution)", None),
@@ -92,7 +102,10 @@ INSPIRE_THEMES: dict[str, tuple[str, str]] = {
     "pf": ("Lieux de production et sites industriels", "economy"),
     "af": ("Installations agricoles et aquacoles", "farming"),
     "pd": ("Répartition de la population — démographie", "society"),
-    "am": ("Zones de gestion, de restriction ou de réglementation et unités de déclaration", "planningCadastre"),
+    "am": (
+        "Zones de gestion, de restriction ou de réglementation et unités de déclaration",
+        "planningCadastre",
+    ),
     "nz": ("Zones à risque naturel", "geoscientificInformation"),
     "ac": ("Conditions atmosphériques", "climatologyMeteorologyAtmosphere"),
     "mf": ("Caractéristiques géographiques météorologiques", "climatologyMeteorologyAtmosphere"),
@@ -207,7 +220,9 @@ def _party(parent: etree._Element, wrapper: str, revision: PublicationRevision, 
     _code(party, "role", "CI_RoleCode", role)
 
 
-def _keywords(parent: etree._Element, words: Iterable[str], thesaurus: tuple[str, date] | None = None) -> None:
+def _keywords(
+    parent: etree._Element, words: Iterable[str], thesaurus: tuple[str, date] | None = None
+) -> None:
     holder = _el(_el(parent, "gmd", "descriptiveKeywords"), "gmd", "MD_Keywords")
     for word in words:
         _text(holder, "gmd", "keyword", word)
@@ -276,8 +291,13 @@ def iso19139_record(
     root = etree.Element(f"{{{GMD}}}MD_Metadata", nsmap=NSMAP)
     root.set(f"{{{XSI}}}schemaLocation", SCHEMA_LOCATION)
     _text(root, "gmd", "fileIdentifier", file_identifier(revision.publication_id))
-    language = _el(_el(root, "gmd", "language"), "gmd", "LanguageCode",
-                   codeList="http://www.loc.gov/standards/iso639-2/", codeListValue="fre")
+    language = _el(
+        _el(root, "gmd", "language"),
+        "gmd",
+        "LanguageCode",
+        codeList="http://www.loc.gov/standards/iso639-2/",
+        codeListValue="fre",
+    )
     language.text = "fre"
     _code(root, "characterSet", "MD_CharacterSetCode", "utf8")
     _code(root, "hierarchyLevel", "MD_ScopeCode", "dataset")
@@ -308,9 +328,15 @@ def iso19139_record(
     _text(identification, "gmd", "abstract", revision.description or revision.title)
     _party(identification, "pointOfContact", revision, "pointOfContact")
     if revision.frequency:
-        maintenance = _el(_el(identification, "gmd", "resourceMaintenance"), "gmd", "MD_MaintenanceInformation")
-        _code(maintenance, "maintenanceAndUpdateFrequency", "MD_MaintenanceFrequencyCode",
-              FREQUENCIES.get(revision.frequency, "unknown"))
+        maintenance = _el(
+            _el(identification, "gmd", "resourceMaintenance"), "gmd", "MD_MaintenanceInformation"
+        )
+        _code(
+            maintenance,
+            "maintenanceAndUpdateFrequency",
+            "MD_MaintenanceFrequencyCode",
+            FREQUENCIES.get(revision.frequency, "unknown"),
+        )
     formats = sorted({resource.format for resource in revision.resources if resource.format})
     for short in formats:
         holder = _el(_el(identification, "gmd", "resourceFormat"), "gmd", "MD_Format")
@@ -325,7 +351,9 @@ def iso19139_record(
     if revision.access == "open":
         _legal(identification, "accessConstraints", ["Pas de restriction d'accès public"])
     else:
-        _legal(identification, "accessConstraints", ["Accès restreint aux utilisateurs et organismes autorisés"])
+        _legal(
+            identification, "accessConstraints", ["Accès restreint aux utilisateurs et organismes autorisés"]
+        )
     licence_texts = []
     if revision.license:
         title, url = LICENCES.get(revision.license, (revision.license, None))
@@ -333,8 +361,13 @@ def iso19139_record(
     else:
         licence_texts = ["Conditions d'utilisation non précisées"]
     _legal(identification, "useConstraints", licence_texts)
-    language = _el(_el(identification, "gmd", "language"), "gmd", "LanguageCode",
-                   codeList="http://www.loc.gov/standards/iso639-2/", codeListValue="fre")
+    language = _el(
+        _el(identification, "gmd", "language"),
+        "gmd",
+        "LanguageCode",
+        codeList="http://www.loc.gov/standards/iso639-2/",
+        codeListValue="fre",
+    )
     language.text = "fre"
     _code(identification, "characterSet", "MD_CharacterSetCode", "utf8")
     if topic:

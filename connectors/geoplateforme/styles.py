@@ -13,13 +13,15 @@ FILL = "#4f8fd6"
 _SYMBOLIZERS = {
     "point": f"""<PointSymbolizer><Graphic><Mark><WellKnownName>circle</WellKnownName>
 <Fill><CssParameter name="fill">{FILL}</CssParameter></Fill>
-<Stroke><CssParameter name="stroke">{STROKE}</CssParameter><CssParameter name="stroke-width">1</CssParameter></Stroke>
+<Stroke><CssParameter name="stroke">{STROKE}</CssParameter>
+<CssParameter name="stroke-width">1</CssParameter></Stroke>
 </Mark><Size>8</Size></Graphic></PointSymbolizer>""",
     "line": f"""<LineSymbolizer><Stroke><CssParameter name="stroke">{STROKE}</CssParameter>
 <CssParameter name="stroke-width">2</CssParameter></Stroke></LineSymbolizer>""",
     "polygon": f"""<PolygonSymbolizer><Fill><CssParameter name="fill">{FILL}</CssParameter>
 <CssParameter name="fill-opacity">0.5</CssParameter></Fill>
-<Stroke><CssParameter name="stroke">{STROKE}</CssParameter><CssParameter name="stroke-width">1</CssParameter></Stroke>
+<Stroke><CssParameter name="stroke">{STROKE}</CssParameter>
+<CssParameter name="stroke-width">1</CssParameter></Stroke>
 </PolygonSymbolizer>""",
 }
 

@@ -33,6 +33,7 @@ open endpoint for open data and on the private one for restricted data (§2.5).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -92,7 +93,13 @@ TRACK_OF = {
     "WMS-RASTER": "raster",
     "DOWNLOAD": "archive",
 }
-URL_PROTOCOLS = {"WFS": "OGC:WFS", "WMS": "OGC:WMS", "WMTS": "OGC:WMTS", "TMS": "OSGeo:TMS", "DOWNLOAD": PROTOCOLS["DOWNLOAD"]}
+URL_PROTOCOLS = {
+    "WFS": "OGC:WFS",
+    "WMS": "OGC:WMS",
+    "WMTS": "OGC:WMTS",
+    "TMS": "OSGeo:TMS",
+    "DOWNLOAD": PROTOCOLS["DOWNLOAD"],
+}
 RUNNING = ("CREATED", "WAITING", "PROGRESS")
 LOG_PREFIX = re.compile(r"^\S*\d{4}-\d{2}-\d{2}[T ][\d:.,]+\S*\s+(?:(?:INFO|WARNING|WARN|ERROR|DEBUG)\s+)?")
 PM_RESOLUTION_0 = 156543.03392804097  # metres per pixel at level 0 of the PM tile matrix set
@@ -100,7 +107,14 @@ PM_RESOLUTION_0 = 156543.03392804097  # metres per pixel at level 0 of the PM ti
 _EPOCH = date(2000, 1, 1)
 # Pre-flight problems that make a delivery impossible; the platform's own checks judge the rest (SRS
 # consistency, table names) and their messages reach the producer.
-BLOCKING = {"file_missing", "shapefile_not_zipped", "srs_missing", "srs_unknown", "too_large", "format_not_integrated"}
+BLOCKING = {
+    "file_missing",
+    "shapefile_not_zipped",
+    "srs_missing",
+    "srs_unknown",
+    "too_large",
+    "format_not_integrated",
+}
 
 
 # ----------------------------------------------------------------------------------------------- plans
@@ -209,7 +223,7 @@ class Delivery:
         self._processings: dict[str, str] | None = None
         self._workdir: Path | None = None
 
-    # ------------------------------------------------------------------------------------------ ledger
+    # ------------------------------------------------------------------------------------------------- ledger
 
     @property
     def remote(self) -> dict[str, Any]:
@@ -235,7 +249,7 @@ class Delivery:
             urls.append(metadata["csw_url"])
         return urls
 
-    # ------------------------------------------------------------------------------------------ helpers
+    # ------------------------------------------------------------------------------------------------ helpers
 
     def tags(self, resource: ResourceFile | None = None, **extra: str) -> dict[str, str]:
         tags = {"openig_publication": self.pid}
@@ -245,13 +259,15 @@ class Delivery:
         return tags
 
     def _all_tags(self, tags: dict[str, str]) -> dict[str, str]:
-        """What we write: the lookup tags plus ``datasheet_name`` (§3, cartes.gouv.fr's "fiche de données")."""
+        """The lookup tags plus ``datasheet_name`` (§3, cartes.gouv.fr's "fiche de données")."""
         return {**tags, "datasheet_name": self.revision.title}
 
     def find(self, collection: str, tags: dict[str, str], **params: str) -> list[dict[str, Any]]:
         query: dict[str, str] = {f"tags[{key}]": value for key, value in tags.items()}
         query.update(params)
-        return self.client.list(self.client.ds(f"/{collection}"), action=f"la recherche de {collection}", params=query)
+        return self.client.list(
+            self.client.ds(f"/{collection}"), action=f"la recherche de {collection}", params=query
+        )
 
     def detail(self, collection: str, entity_id: str) -> dict[str, Any]:
         detail: dict[str, Any] = self.client.get(
@@ -260,12 +276,16 @@ class Delivery:
         return detail
 
     def add_tags(self, collection: str, entity_id: str, tags: dict[str, str]) -> None:
-        self.client.post(self.client.ds(f"/{collection}/{entity_id}/tags"), json=tags, action="l'ajout d'étiquettes")
+        self.client.post(
+            self.client.ds(f"/{collection}/{entity_id}/tags"), json=tags, action="l'ajout d'étiquettes"
+        )
 
     def delete(self, collection: str, entity_id: str, what: str) -> bool:
         """DELETE, tolerating an entity already gone (the SDK's ``not_found_ok``)."""
         try:
-            self.client.delete(self.client.ds(f"/{collection}/{entity_id}"), action=f"la suppression de {what}")
+            self.client.delete(
+                self.client.ds(f"/{collection}/{entity_id}"), action=f"la suppression de {what}"
+            )
         except NotFound:
             return False
         return True
@@ -281,8 +301,8 @@ class Delivery:
             if remaining <= 0:
                 elapsed = time.monotonic() - self.started
                 raise TransientConnectorError(
-                    f"Géoplateforme : {what} toujours en cours après {elapsed:.0f} s ; la livraison reprendra à "
-                    "cette étape au prochain essai.",
+                    f"Géoplateforme : {what} toujours en cours après {elapsed:.0f} s ; la livraison "
+                    "reprendra à cette étape au prochain essai.",
                     retry_after=self.config.max_poll_interval,
                 )
             self.sleep(min(interval, remaining))
@@ -300,7 +320,9 @@ class Delivery:
     def endpoint(self, config_type: str, is_open: bool) -> dict[str, Any]:
         if self._endpoints is None:
             datastore = self.client.get(self.client.ds(), action="la lecture de l'entrepôt")
-            self._endpoints = [entry["endpoint"] for entry in datastore.get("endpoints", []) if entry.get("endpoint")]
+            self._endpoints = [
+                entry["endpoint"] for entry in datastore.get("endpoints", []) if entry.get("endpoint")
+            ]
         types = ("METADATA", "CSW") if config_type == "METADATA" else (config_type,)
         for endpoint in self._endpoints:
             if endpoint.get("type") in types and bool(endpoint.get("open")) == is_open:
@@ -316,7 +338,9 @@ class Delivery:
             items = self.client.list(self.client.ds("/processings"), action="la liste des traitements")
             self._processings = {item["name"]: item["_id"] for item in items}
         if name not in self._processings:
-            raise ConnectorConfigurationError(f"Le traitement « {name} » n'est pas ouvert sur cet entrepôt Géoplateforme.")
+            raise ConnectorConfigurationError(
+                f"Le traitement « {name} » n'est pas ouvert sur cet entrepôt Géoplateforme."
+            )
         return self._processings[name]
 
     @property
@@ -330,7 +354,7 @@ class Delivery:
             shutil.rmtree(self._workdir, ignore_errors=True)
             self._workdir = None
 
-    # ------------------------------------------------------------------------------------------ publish
+    # ------------------------------------------------------------------------------------------------ publish
 
     def publish(self) -> LedgerEntry:
         """Publish or update: bring the platform to the revision, whatever it holds now."""
@@ -340,9 +364,10 @@ class Delivery:
             plans = plan_revision(self.revision)
             blocking = self._blocking_problems(plans)
             if blocking:
-                raise PermanentConnectorError(" ; ".join(p.message for p in blocking), fields={
-                    p.resource or "": p.code for p in blocking
-                })
+                raise PermanentConnectorError(
+                    " ; ".join(p.message for p in blocking),
+                    fields={p.resource or "": p.code for p in blocking},
+                )
             for plan in plans:
                 self.deliver(plan)
             self.remove_stale(plans)
@@ -377,15 +402,21 @@ class Delivery:
             tables = (stored.get("type_infos") or {}).get("relations", [])
             for config_type in plan.services:
                 if config_type == "WFS":
-                    self.publish_service(plan, config_type, self.wfs_body(plan, stored, tables), vector.digest)
+                    self.publish_service(
+                        plan, config_type, self.wfs_body(plan, stored, tables), vector.digest
+                    )
                 elif config_type == "WMS-VECTOR":
                     relations = self.styled_relations(resource, tables)
                     if relations:
-                        self.publish_service(plan, config_type, self.wms_vector_body(plan, stored, relations), vector.digest)
+                        self.publish_service(
+                            plan, config_type, self.wms_vector_body(plan, stored, relations), vector.digest
+                        )
                 elif config_type == "VECTOR-TMS":
                     tiles = self.tiles_track(resource, vector, stored)
                     pyramid, _ = self.integrate(tiles)
-                    self.publish_service(plan, config_type, self.vector_tms_body(plan, pyramid, tables), tiles.digest)
+                    self.publish_service(
+                        plan, config_type, self.vector_tms_body(plan, pyramid, tables), tiles.digest
+                    )
                 elif config_type == "DOWNLOAD":
                     self.publish_download(plan)
         elif plan.kind == "raster":
@@ -393,7 +424,9 @@ class Delivery:
             for config_type in plan.services:
                 if config_type in ("WMTS-TMS", "WMS-RASTER"):
                     pyramid, _ = self.integrate(raster)
-                    self.publish_service(plan, config_type, self.pyramid_body(plan, config_type, pyramid), raster.digest)
+                    self.publish_service(
+                        plan, config_type, self.pyramid_body(plan, config_type, pyramid), raster.digest
+                    )
                 elif config_type == "DOWNLOAD":
                     self.publish_download(plan)
         else:
@@ -404,7 +437,7 @@ class Delivery:
         stored, _ = self.integrate(archive)
         self.publish_service(plan, "DOWNLOAD", self.download_body(plan, stored), archive.digest)
 
-    # ------------------------------------------------------------------------------------------ tracks
+    # ------------------------------------------------------------------------------------------------- tracks
 
     def _source_digest(self, resource: ResourceFile) -> str:
         if resource.sha256:
@@ -434,7 +467,8 @@ class Delivery:
                 files.append((destination, f"data/{name}"))
         if not any(remote.lower().endswith(".shp") for _, remote in files):
             raise PermanentConnectorError(
-                f"L'archive « {resource.name} » ne contient pas de fichier .shp.", fields={resource.name: "no_shapefile"}
+                f"L'archive « {resource.name} » ne contient pas de fichier .shp.",
+                fields={resource.name: "no_shapefile"},
             )
         return files
 
@@ -507,7 +541,7 @@ class Delivery:
     def stored_name(self, track: Track) -> str:
         return f"{self.revision.title} – {track.resource.title or track.resource.name} ({track.key})"
 
-    # ------------------------------------------------------------------------------------------ integrate
+    # ---------------------------------------------------------------------------------------------- integrate
 
     def find_stored(self, track: Track) -> dict[str, Any] | None:
         found = self.find("stored_data", self.tags(track.resource, openig_track=track.key))
@@ -516,7 +550,11 @@ class Delivery:
             for item in self.find("stored_data", {}, name=self.stored_name(track)):
                 candidate = self.detail("stored_data", item["_id"])
                 if not (candidate.get("tags") or {}).get("openig_publication"):
-                    self.add_tags("stored_data", candidate["_id"], self._all_tags(self.tags(track.resource, openig_track=track.key)))
+                    self.add_tags(
+                        "stored_data",
+                        candidate["_id"],
+                        self._all_tags(self.tags(track.resource, openig_track=track.key)),
+                    )
                     return self.detail("stored_data", candidate["_id"])
             return None
         return self.detail("stored_data", found[0]["_id"])
@@ -572,10 +610,16 @@ class Delivery:
         )
         stored_id = execution["output"]["stored_data"]["_id"]
         if stored is None:
-            self.add_tags("stored_data", stored_id, self._all_tags(self.tags(track.resource, openig_track=track.key)))
+            self.add_tags(
+                "stored_data", stored_id, self._all_tags(self.tags(track.resource, openig_track=track.key))
+            )
         if upload is not None:
             # [CGF] keeps the spawned ids on the upload before launch (§6).
-            self.add_tags("uploads", upload["_id"], {"openig_execution": execution["_id"], "openig_stored_data": stored_id})
+            self.add_tags(
+                "uploads",
+                upload["_id"],
+                {"openig_execution": execution["_id"], "openig_stored_data": stored_id},
+            )
         state["executions"][track.key] = execution["_id"]
         state["stored_data"][track.key] = stored_id
         self.save(f"{track.label}:processing_created")
@@ -588,8 +632,14 @@ class Delivery:
             params={"output_stored_data": stored_id},
         )
         running = [item for item in items if item.get("status") in RUNNING]
-        return self.client.get(self.client.ds(f"/processings/executions/{running[-1]['_id']}"),
-                               action="la lecture du traitement") if running else None
+        return (
+            self.client.get(
+                self.client.ds(f"/processings/executions/{running[-1]['_id']}"),
+                action="la lecture du traitement",
+            )
+            if running
+            else None
+        )
 
     def _execution_matches(self, execution: dict[str, Any], track: Track) -> bool:
         inputs = execution.get("inputs") or {}
@@ -609,20 +659,29 @@ class Delivery:
             if execution.get("status") == "CREATED":
                 self.delete("processings/executions", execution["_id"], "un traitement périmé")
                 return
-            self.client.post(self.client.ds(f"/processings/executions/{execution['_id']}/abort"),
-                             action="l'arrêt d'un traitement périmé")
+            self.client.post(
+                self.client.ds(f"/processings/executions/{execution['_id']}/abort"),
+                action="l'arrêt d'un traitement périmé",
+            )
         except (NotFound, Conflict):
             return
         self.wait(
             "l'arrêt d'un traitement périmé",
-            lambda: self.client.get(self.client.ds(f"/processings/executions/{execution['_id']}"),
-                                    action="la lecture du traitement"),
+            lambda: self.client.get(
+                self.client.ds(f"/processings/executions/{execution['_id']}"),
+                action="la lecture du traitement",
+            ),
             lambda item: item.get("status") not in RUNNING,
         )
 
     def _used_by_configurations(self, stored_id: str) -> bool:
-        return bool(self.client.list(self.client.ds("/configurations"), action="la recherche des configurations",
-                                     params={"stored_data": stored_id}))
+        return bool(
+            self.client.list(
+                self.client.ds("/configurations"),
+                action="la recherche des configurations",
+                params={"stored_data": stored_id},
+            )
+        )
 
     def _finish(self, track: Track, execution: dict[str, Any], stored_id: str) -> dict[str, Any]:
         path = self.client.ds(f"/processings/executions/{execution['_id']}")
@@ -637,8 +696,8 @@ class Delivery:
         if final.get("status") != "SUCCESS":
             logs = self._log_lines(f"{path}/logs")
             raise PermanentConnectorError(
-                f"Le traitement « {track.processing} » de « {track.resource.name} » a échoué sur la Géoplateforme "
-                f"({final.get('status')})" + (f" : {' | '.join(logs)}" if logs else "."),
+                f"Le traitement « {track.processing} » de « {track.resource.name} » a échoué sur la "
+                f"Géoplateforme ({final.get('status')})" + (f" : {' | '.join(logs)}" if logs else "."),
                 fields={track.resource.name: "processing_failed"},
             )
         # [CGF] counts the step done only when the execution succeeded *and* the data is GENERATED (§2.2).
@@ -652,11 +711,15 @@ class Delivery:
                 f"La donnée stockée de « {track.resource.name} » est instable après le traitement.",
                 fields={track.resource.name: "stored_data_unstable"},
             )
-        self.add_tags("stored_data", stored_id, {
-            "openig_sha256": track.digest,
-            "openig_revision": str(self.revision.revision),
-            "datasheet_name": self.revision.title,
-        })
+        self.add_tags(
+            "stored_data",
+            stored_id,
+            {
+                "openig_sha256": track.digest,
+                "openig_revision": str(self.revision.revision),
+                "datasheet_name": self.revision.title,
+            },
+        )
         state = self.resource_state(track.resource)
         # §2.2: the upload should be deleted once integrated.
         for item in (final.get("inputs") or {}).get("upload") or []:
@@ -676,10 +739,14 @@ class Delivery:
             body = response.text.splitlines()
         lines = [str(line) for line in body] if isinstance(body, list) else str(body).splitlines()
         cleaned = [LOG_PREFIX.sub("", line).strip() for line in lines if line.strip()]
-        errors = [line for line, raw in zip(cleaned, lines, strict=False) if "ERROR" in raw or "ERREUR" in raw.upper()]
+        errors = [
+            line
+            for line, raw in zip(cleaned, lines, strict=False)
+            if "ERROR" in raw or "ERREUR" in raw.upper()
+        ]
         return (errors or cleaned)[-keep:]
 
-    # ------------------------------------------------------------------------------------------ upload
+    # ------------------------------------------------------------------------------------------------- upload
 
     def upload_name(self, track: Track) -> str:
         return f"{track.resource.name} ({track.key}, {track.digest[:12]})"
@@ -702,7 +769,8 @@ class Delivery:
                 self.client.ds("/uploads"),
                 json={
                     "name": self.upload_name(track),
-                    "description": f"{self.revision.title} — publication {self.pid}, révision {self.revision.revision}",
+                    "description": f"{self.revision.title} — publication {self.pid}, "
+                    f"révision {self.revision.revision}",
                     "type": track.upload_type,
                     "srs": track.srs,
                 },
@@ -714,8 +782,10 @@ class Delivery:
         state["uploads"][track.key] = upload["_id"]
         if upload.get("status") == "OPEN":
             self._push_files(track, upload)
-            self.client.post(self.client.ds(f"/uploads/{upload['_id']}/close"),
-                             action=f"la fermeture de la livraison de « {track.resource.name} »")
+            self.client.post(
+                self.client.ds(f"/uploads/{upload['_id']}/close"),
+                action=f"la fermeture de la livraison de « {track.resource.name} »",
+            )
             self.save(f"{track.label}:upload_closed")
         self._wait_checks(track, upload["_id"])
         self.save(f"{track.label}:checks_passed")
@@ -733,15 +803,22 @@ class Delivery:
             if present.get(remote) == size:
                 continue
             if remote in present:  # a partly sent file is deleted and sent again: there is no append mode
-                self.client.delete(f"{path}/data", params={"path": remote}, action="la suppression d'un envoi partiel")
+                self.client.delete(
+                    f"{path}/data", params={"path": remote}, action="la suppression d'un envoi partiel"
+                )
             with local.open("rb") as handle:
 
                 def files(handle: Any = handle, name: str = Path(remote).name) -> dict[str, Any]:
                     handle.seek(0)
                     return {"file": (name, handle, "application/octet-stream")}
 
-                self.client.request("POST", f"{path}/data", params={"path": remote}, files=files,
-                                    action=f"l'envoi de {remote}")
+                self.client.request(
+                    "POST",
+                    f"{path}/data",
+                    params={"path": remote},
+                    files=files,
+                    action=f"l'envoi de {remote}",
+                )
         # §2.1 step 3: "<md5>  data/<name>", two spaces, one line per file.
         content = "".join(lines).encode()
         self.client.request(
@@ -762,7 +839,11 @@ class Delivery:
         def finished(value: tuple[dict[str, Any], dict[str, Any]]) -> bool:
             upload, report = value
             # §2.1 step 6: finished when nothing is asked or in progress.
-            return upload.get("status") in ("CLOSED", "UNSTABLE") and not report.get("asked") and not report.get("in_progress")
+            return (
+                upload.get("status") in ("CLOSED", "UNSTABLE")
+                and not report.get("asked")
+                and not report.get("in_progress")
+            )
 
         upload, report = self.wait(f"les vérifications de « {track.resource.name} »", fetch, finished)
         failed = report.get("failed") or []
@@ -777,7 +858,8 @@ class Delivery:
         self.delete("uploads", upload_id, "la livraison refusée")
         self.resource_state(track.resource)["uploads"].pop(track.key, None)
         raise PermanentConnectorError(
-            f"La Géoplateforme a refusé « {track.resource.name} » : " + (" ; ".join(messages) or "vérifications en échec."),
+            f"La Géoplateforme a refusé « {track.resource.name} » : "
+            + (" ; ".join(messages) or "vérifications en échec."),
             fields={track.resource.name: "checks_failed"},
         )
 
@@ -787,7 +869,7 @@ class Delivery:
             if item.get("status") != "CHECKING":
                 self.delete("uploads", item["_id"], "une livraison résiduelle")
 
-    # ------------------------------------------------------------------------------------------ configurations
+    # ----------------------------------------------------------------------------------------- configurations
 
     def layer_name(self, resource: ResourceFile) -> str:
         prefix = self.config.layer_prefix or self.revision.organization.slug
@@ -810,7 +892,11 @@ class Delivery:
         identifier = file_identifier(self.pid)
         return [
             {"format": "application/xml", "url": self.csw_record_url(), "type": "ISO19115:2003"},
-            {"format": "text/html", "url": f"{self.config.catalogue_url.rstrip('/')}/dataset/{identifier}", "type": "Other"},
+            {
+                "format": "text/html",
+                "url": f"{self.config.catalogue_url.rstrip('/')}/dataset/{identifier}",
+                "type": "Other",
+            },
         ]
 
     def csw_record_url(self) -> str:
@@ -837,8 +923,10 @@ class Delivery:
         return body
 
     def _texts(self, plan: Plan) -> tuple[str, str, list[str]]:
-        title = self.revision.title if len(self.revision.resources) == 1 else (
-            f"{self.revision.title} – {plan.resource.title or plan.resource.name}"
+        title = (
+            self.revision.title
+            if len(self.revision.resources) == 1
+            else (f"{self.revision.title} – {plan.resource.title or plan.resource.name}")
         )
         abstract = plan.resource.description or self.revision.description or self.revision.title
         return title, abstract, list(dict.fromkeys(self.revision.keywords))
@@ -872,7 +960,9 @@ class Delivery:
         relations = []
         for table in tables:
             attributes = table.get("attributes") or {}
-            geometry = next((str(kind) for kind in attributes.values() if "geometry" in str(kind).lower()), None)
+            geometry = next(
+                (str(kind) for kind in attributes.values() if "geometry" in str(kind).lower()), None
+            )
             known = local.get(table["name"])
             if geometry is None and not known:
                 continue  # no geometry: nothing to draw in a WMS
@@ -885,13 +975,19 @@ class Delivery:
 
     def ensure_style(self, resource: ResourceFile, family: str) -> str:
         name = self.style_name(resource, family)
-        found = self.client.list(self.client.ds("/statics"), action="la recherche des styles", params={"name": name})
+        found = self.client.list(
+            self.client.ds("/statics"), action="la recherche des styles", params={"name": name}
+        )
         if found:
             return str(found[0]["_id"])
         content = styles.default_sld(family, self.revision.title)
         static = self.client.post(
             self.client.ds("/statics"),
-            data={"name": name, "type": "GEOSERVER-STYLE", "description": f"Style par défaut ({family}) — OPenIG"},
+            data={
+                "name": name,
+                "type": "GEOSERVER-STYLE",
+                "description": f"Style par défaut ({family}) — OPenIG",
+            },
             files=lambda: {"file": (f"{name}.sld", content, "application/vnd.ogc.sld+xml")},
             action="l'envoi du style par défaut",
         )
@@ -900,7 +996,9 @@ class Delivery:
         self.save(f"style:{resource.name}:{family}")
         return str(static["_id"])
 
-    def wms_vector_body(self, plan: Plan, stored: dict[str, Any], relations: list[dict[str, str]]) -> dict[str, Any]:
+    def wms_vector_body(
+        self, plan: Plan, stored: dict[str, Any], relations: list[dict[str, str]]
+    ) -> dict[str, Any]:
         title, abstract, keywords = self._texts(plan)
         infos: dict[str, Any] = {
             "title": title,
@@ -913,9 +1011,13 @@ class Delivery:
             infos["bbox"] = bbox
         return {**self._common(plan, "WMS-VECTOR"), "type_infos": infos}
 
-    def vector_tms_body(self, plan: Plan, pyramid: dict[str, Any], tables: list[dict[str, Any]]) -> dict[str, Any]:
+    def vector_tms_body(
+        self, plan: Plan, pyramid: dict[str, Any], tables: list[dict[str, Any]]
+    ) -> dict[str, Any]:
         _, abstract, _ = self._texts(plan)
-        relations = [{"native_name": t["name"], "public_name": t["name"], "abstract": abstract} for t in tables]
+        relations = [
+            {"native_name": t["name"], "public_name": t["name"], "abstract": abstract} for t in tables
+        ]
         infos = {"used_data": [{"stored_data": pyramid["_id"], "relations": relations}]}
         return {**self._common(plan, "VECTOR-TMS"), "type_infos": infos}
 
@@ -927,7 +1029,9 @@ class Delivery:
         infos: dict[str, Any] = {
             "title": title,
             "abstract": abstract,
-            "used_data": [{"stored_data": pyramid["_id"], "bottom_level": levels[-1], "top_level": levels[0]}],
+            "used_data": [
+                {"stored_data": pyramid["_id"], "bottom_level": levels[-1], "top_level": levels[0]}
+            ],
             "getfeatureinfo": {"stored_data": True},
         }
         if keywords:
@@ -969,18 +1073,31 @@ class Delivery:
         configuration = self.detail("configurations", found[0]["_id"]) if found else None
         if configuration is None:
             configuration = self._create_configuration(body, tags, wanted, data_digest)
-            state["configurations"][config_type] = {"id": configuration["_id"], "layer_name": configuration["layer_name"]}
+            state["configurations"][config_type] = {
+                "id": configuration["_id"],
+                "layer_name": configuration["layer_name"],
+            }
             self.save(f"{config_type}:{resource.name}:configured")
             return configuration
-        state["configurations"][config_type] = {"id": configuration["_id"], "layer_name": configuration["layer_name"]}
+        state["configurations"][config_type] = {
+            "id": configuration["_id"],
+            "layer_name": configuration["layer_name"],
+        }
         current = configuration.get("tags") or {}
         if current.get("openig_body") != wanted:
-            # §2.4: PUT replaces the configuration; layer_name cannot change; pushed to the servers if published.
+            # §2.4: PUT replaces the configuration (layer_name cannot change); a published one is pushed.
             replacement = {**body, "layer_name": configuration["layer_name"]}
             self._wait_not_publishing(configuration["_id"])
-            self.client.put(self.client.ds(f"/configurations/{configuration['_id']}"), json=replacement,
-                            action=f"la mise à jour de la configuration {config_type} de « {resource.name} »")
-            self.add_tags("configurations", configuration["_id"], {"openig_body": wanted, "datasheet_name": self.revision.title})
+            self.client.put(
+                self.client.ds(f"/configurations/{configuration['_id']}"),
+                json=replacement,
+                action=f"la mise à jour de la configuration {config_type} de « {resource.name} »",
+            )
+            self.add_tags(
+                "configurations",
+                configuration["_id"],
+                {"openig_body": wanted, "datasheet_name": self.revision.title},
+            )
             configuration = self.detail("configurations", configuration["_id"])
             self.save(f"{config_type}:{resource.name}:reconfigured")
         return configuration
@@ -1000,9 +1117,11 @@ class Delivery:
         for item in self.find("configurations", {}, name=body["name"], type=body["type"]):
             candidate = self.detail("configurations", item["_id"])
             if not (candidate.get("tags") or {}).get("openig_publication"):
-                self.client.put(self.client.ds(f"/configurations/{candidate['_id']}"),
-                                json={**body, "layer_name": candidate["layer_name"]},
-                                action="la mise à jour d'une configuration reprise")
+                self.client.put(
+                    self.client.ds(f"/configurations/{candidate['_id']}"),
+                    json={**body, "layer_name": candidate["layer_name"]},
+                    action="la mise à jour d'une configuration reprise",
+                )
                 self.add_tags("configurations", candidate["_id"], own_tags)
                 return self.detail("configurations", candidate["_id"])
         base = body["layer_name"]
@@ -1016,7 +1135,9 @@ class Delivery:
                 )
             except Conflict:
                 # §2.4: layer_name is unique across the whole platform for a type: take the next suffix.
-                logger.info("géoplateforme: layer name %s taken for %s, trying another", layer_name, body["type"])
+                logger.info(
+                    "géoplateforme: layer name %s taken for %s, trying another", layer_name, body["type"]
+                )
                 continue
             self.add_tags("configurations", created["_id"], own_tags)
             return self.detail("configurations", created["_id"])
@@ -1025,11 +1146,13 @@ class Delivery:
             fields={"layer_name": base},
         )
 
-    # ------------------------------------------------------------------------------------------ offerings
+    # ---------------------------------------------------------------------------------------------- offerings
 
     def _offerings(self, configuration_id: str) -> list[dict[str, Any]]:
-        return self.client.list(self.client.ds(f"/configurations/{configuration_id}/offerings"),
-                                action="la liste des offres de la configuration")
+        return self.client.list(
+            self.client.ds(f"/configurations/{configuration_id}/offerings"),
+            action="la liste des offres de la configuration",
+        )
 
     def _offering(self, offering_id: str) -> dict[str, Any] | None:
         try:
@@ -1043,8 +1166,11 @@ class Delivery:
         if current is None:
             return
         if current.get("status") == "PUBLISHING":
-            current = self.wait("la publication en cours d'une offre", lambda: self._offering(offering["_id"]),
-                                lambda item: item is None or item.get("status") != "PUBLISHING")
+            current = self.wait(
+                "la publication en cours d'une offre",
+                lambda: self._offering(offering["_id"]),
+                lambda item: item is None or item.get("status") != "PUBLISHING",
+            )
             if current is None:
                 return
         if current.get("status") != "UNPUBLISHING":
@@ -1060,7 +1186,10 @@ class Delivery:
         offerings = self.remote.setdefault("offerings", {})
         mine = None
         for offering in self._offerings(configuration["_id"]):
-            if offering.get("endpoint", {}).get("_id") == endpoint["_id"] and offering.get("status") != "UNPUBLISHING":
+            if (
+                offering.get("endpoint", {}).get("_id") == endpoint["_id"]
+                and offering.get("status") != "UNPUBLISHING"
+            ):
                 mine = offering
             else:
                 # Access changed (open <-> restricted) or a leftover: unpublish from the other endpoint.
@@ -1074,15 +1203,28 @@ class Delivery:
                     action=f"la publication {config_type} de « {resource.name} »",
                 )
             except Conflict:
-                mine = next(o for o in self._offerings(configuration["_id"]) if o["endpoint"]["_id"] == endpoint["_id"])
-            offerings[key] = {"id": mine["_id"], "type": config_type, "layer_name": configuration["layer_name"],
-                              "endpoint": endpoint["_id"], "open": is_open, "urls": [], "status": mine.get("status")}
+                mine = next(
+                    o
+                    for o in self._offerings(configuration["_id"])
+                    if o["endpoint"]["_id"] == endpoint["_id"]
+                )
+            offerings[key] = {
+                "id": mine["_id"],
+                "type": config_type,
+                "layer_name": configuration["layer_name"],
+                "endpoint": endpoint["_id"],
+                "open": is_open,
+                "urls": [],
+                "status": mine.get("status"),
+            }
             self.save(f"{config_type}:{resource.name}:offering_created")
         published = self._wait_published(mine["_id"], resource, config_type)
         if (configuration.get("tags") or {}).get("openig_synced") != data_digest:
             # §2.5: resynchronise after the data changed (PUT /offerings/{id}, no body).
-            self.client.put(self.client.ds(f"/offerings/{mine['_id']}"),
-                            action=f"la resynchronisation {config_type} de « {resource.name} »")
+            self.client.put(
+                self.client.ds(f"/offerings/{mine['_id']}"),
+                action=f"la resynchronisation {config_type} de « {resource.name} »",
+            )
             published = self._wait_published(mine["_id"], resource, config_type)
             self.add_tags("configurations", configuration["_id"], {"openig_synced": data_digest})
         offerings[key] = {
@@ -1108,12 +1250,12 @@ class Delivery:
             self.unpublish(offering)
             self.remote.get("offerings", {}).pop(f"{resource.name}:{config_type}", None)
             raise TransientConnectorError(
-                f"La publication {config_type} de « {resource.name} » est instable sur la Géoplateforme ; elle a été "
-                "retirée et sera recréée au prochain essai."
+                f"La publication {config_type} de « {resource.name} » est instable sur la Géoplateforme ; "
+                "elle a été retirée et sera recréée au prochain essai."
             )
         return offering
 
-    # ------------------------------------------------------------------------------------------ metadata
+    # ----------------------------------------------------------------------------------------------- metadata
 
     def service_links(self) -> list[ServiceLink]:
         links = []
@@ -1122,8 +1264,12 @@ class Delivery:
             for url, kind in zip(offering.get("urls", []), types, strict=False):
                 protocol = URL_PROTOCOLS.get(str(kind)) if kind else None
                 links.append(
-                    ServiceLink(url, protocol or PROTOCOLS["LINK"], offering.get("layer_name"),
-                                f"Service {offering.get('type')} de la Géoplateforme")
+                    ServiceLink(
+                        url,
+                        protocol or PROTOCOLS["LINK"],
+                        offering.get("layer_name"),
+                        f"Service {offering.get('type')} de la Géoplateforme",
+                    )
                 )
         return links
 
@@ -1152,37 +1298,56 @@ class Delivery:
                     fields={"file_identifier": identifier},
                 ) from exc
             assert metadata is not None
-            self.add_tags("metadata", metadata["_id"], self._all_tags({**self.tags(), "openig_sha256": digest}))
+            self.add_tags(
+                "metadata", metadata["_id"], self._all_tags({**self.tags(), "openig_sha256": digest})
+            )
             state.update(id=metadata["_id"], file_identifier=identifier, published=False)
             self.save("metadata:uploaded")
         else:
             state.update(id=metadata["_id"], file_identifier=identifier)
             if (metadata.get("tags") or {}).get("openig_sha256") != digest:
                 # §3: PUT replaces the file; the file identifier does not change.
-                self.client.put(self.client.ds(f"/metadata/{metadata['_id']}"),
-                                files=lambda: {"file": (f"{identifier}.xml", record, "application/xml")},
-                                action="la mise à jour de la fiche de métadonnées")
-                self.add_tags("metadata", metadata["_id"], {"openig_sha256": digest, "datasheet_name": self.revision.title})
+                self.client.put(
+                    self.client.ds(f"/metadata/{metadata['_id']}"),
+                    files=lambda: {"file": (f"{identifier}.xml", record, "application/xml")},
+                    action="la mise à jour de la fiche de métadonnées",
+                )
+                self.add_tags(
+                    "metadata",
+                    metadata["_id"],
+                    {"openig_sha256": digest, "datasheet_name": self.revision.title},
+                )
                 self.save("metadata:updated")
             if metadata.get("type") != kind or bool(metadata.get("open_data")) != open_data:
-                self.client.patch(self.client.ds(f"/metadata/{metadata['_id']}"),
-                                  json={"type": kind, "open_data": open_data},
-                                  action="la mise à jour des attributs de la fiche")
+                self.client.patch(
+                    self.client.ds(f"/metadata/{metadata['_id']}"),
+                    json={"type": kind, "open_data": open_data},
+                    action="la mise à jour des attributs de la fiche",
+                )
         endpoint = self.endpoint("METADATA", True)
         current = self.detail("metadata", metadata["_id"])
         if not any(item.get("_id") == endpoint["_id"] for item in current.get("endpoints") or []):
-            self.client.post(self.client.ds("/metadata/publication"),
-                             json={"file_identifiers": [identifier], "endpoint": endpoint["_id"]},
-                             action="la publication de la fiche dans le catalogue")
-        state.update(published=True, endpoint=endpoint["_id"], csw_url=self.csw_record_url(), type=kind,
-                     open_data=open_data)
+            self.client.post(
+                self.client.ds("/metadata/publication"),
+                json={"file_identifiers": [identifier], "endpoint": endpoint["_id"]},
+                action="la publication de la fiche dans le catalogue",
+            )
+        state.update(
+            published=True,
+            endpoint=endpoint["_id"],
+            csw_url=self.csw_record_url(),
+            type=kind,
+            open_data=open_data,
+        )
         self.save("metadata:published")
 
-    # ------------------------------------------------------------------------------------------ removal
+    # ------------------------------------------------------------------------------------------------ removal
 
     def remove_stale(self, plans: list[Plan]) -> None:
         """What this publication has on the platform and the revision no longer wants, in dependency order."""
-        wanted_services = {(plan.resource.name, config_type) for plan in plans for config_type in plan.services}
+        wanted_services = {
+            (plan.resource.name, config_type) for plan in plans for config_type in plan.services
+        }
         wanted_tracks = {
             (plan.resource.name, TRACK_OF[config_type]) for plan in plans for config_type in plan.services
         }
@@ -1200,9 +1365,12 @@ class Delivery:
     ) -> None:
         resources = self.remote.setdefault("resources", {})
         offerings = self.remote.setdefault("offerings", {})
-        stored_items = [self.detail("stored_data", item["_id"]) for item in self.find("stored_data", self.tags())]
+        stored_items = [
+            self.detail("stored_data", item["_id"]) for item in self.find("stored_data", self.tags())
+        ]
         doomed_stored = [
-            item for item in stored_items
+            item
+            for item in stored_items
             if ((item.get("tags") or {}).get("openig_resource"), (item.get("tags") or {}).get("openig_track"))
             not in wanted_tracks
         ]
@@ -1212,9 +1380,12 @@ class Delivery:
             if running is not None:
                 self._abort(running)
         # 2. offerings, then 3. configurations once UNPUBLISHED
-        configurations = [self.detail("configurations", item["_id"]) for item in self.find("configurations", self.tags())]
+        configurations = [
+            self.detail("configurations", item["_id"]) for item in self.find("configurations", self.tags())
+        ]
         doomed = [
-            item for item in configurations
+            item
+            for item in configurations
             if ((item.get("tags") or {}).get("openig_resource"), item.get("type")) not in wanted_services
         ]
         for configuration in doomed:
@@ -1225,9 +1396,10 @@ class Delivery:
         if doomed:
             self.save("offerings:removed")
         for configuration in doomed:
+            configuration_id = str(configuration["_id"])
             self.wait(
                 "le retour de la configuration à l'état UNPUBLISHED",
-                lambda configuration=configuration: self._configuration_status(configuration["_id"]),
+                functools.partial(self._configuration_status, configuration_id),
                 lambda status: status in (None, "UNPUBLISHED"),
             )
             self.delete("configurations", configuration["_id"], "la configuration")
@@ -1238,8 +1410,11 @@ class Delivery:
         if metadata:
             self.remove_metadata()
         # 5. statics (styles) of resources that no longer have a WMS-VECTOR
-        for item in self.client.list(self.client.ds("/statics"), action="la recherche des styles",
-                                     params={"name": f"openig-{self.pid}-%"}):
+        for item in self.client.list(
+            self.client.ds("/statics"),
+            action="la recherche des styles",
+            params={"name": f"openig-{self.pid}-%"},
+        ):
             name = str(item.get("name", ""))
             if not any(name.startswith(f"openig-{self.pid}-{slug(resource)}-") for resource in wanted_styles):
                 self.delete("statics", item["_id"], "le style")
@@ -1251,7 +1426,9 @@ class Delivery:
         for stored in doomed_stored:
             self.delete("stored_data", stored["_id"], "la donnée stockée")
             tags = stored.get("tags") or {}
-            resources.get(tags.get("openig_resource", ""), {}).get("stored_data", {}).pop(tags.get("openig_track"), None)
+            resources.get(tags.get("openig_resource", ""), {}).get("stored_data", {}).pop(
+                tags.get("openig_track"), None
+            )
         if doomed_stored:
             self.save("stored_data:removed")
         for name in [name for name in resources if not any(name == wanted for wanted, _ in wanted_tracks)]:
@@ -1284,9 +1461,11 @@ class Delivery:
             metadata = self.detail("metadata", item["_id"])
             endpoints = [endpoint["_id"] for endpoint in metadata.get("endpoints") or []]
             for endpoint in endpoints:
-                self.client.post(self.client.ds("/metadata/unpublication"),
-                                 json={"file_identifiers": [identifier], "endpoint": endpoint},
-                                 action="le retrait de la fiche du catalogue")
+                self.client.post(
+                    self.client.ds("/metadata/unpublication"),
+                    json={"file_identifiers": [identifier], "endpoint": endpoint},
+                    action="le retrait de la fiche du catalogue",
+                )
             if endpoints:
                 self.save("metadata:unpublished")
             self.delete("metadata", metadata["_id"], "la fiche de métadonnées")
@@ -1304,5 +1483,3 @@ def _flatten(tree: Any, prefix: str = "") -> list[tuple[str, int]]:
         else:
             entries.append((path, int(item.get("size") or 0)))
     return entries
-
-

@@ -1,4 +1,5 @@
-"""``python -m emulators.geoplateforme --port 8081 [--host 127.0.0.1] [--step-seconds 0.5] [--state-dir DIR]``."""
+"""Run the emulator: ``python -m emulators.geoplateforme --port 8081 [--host 127.0.0.1]
+[--step-seconds 0.5] [--state-dir DIR]``."""
 
 from __future__ import annotations
 

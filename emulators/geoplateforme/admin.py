@@ -1,11 +1,12 @@
 """Emulator-only administration, under ``/_emulator/`` and nowhere on the real platform.
 
-- ``POST /_emulator/organisations`` ``{technical_name, name?, client_id?, client_secret?, username?, password?,
-  totp_secret?, endpoint_quota?}``: a community, its datastore (endpoints of every type, open and private;
-  every processing and check) and a service-account client. Idempotent on ``technical_name`` (200 with the
-  existing one, 201 when created). The answer carries ``api_url``, ``token_url``, ``csw_url``,
-  ``datastore_id``, ``client_id`` and ``client_secret``: everything a connector configuration needs.
-  On the real platform a datastore is created by hand on request (geoplateforme-api.md §1).
+- ``POST /_emulator/organisations`` ``{technical_name, name?, client_id?, client_secret?, username?,
+  password?, totp_secret?, endpoint_quota?}``: a community, its datastore (endpoints of every type, open
+  and private; every processing and check) and a service-account client. Idempotent on
+  ``technical_name`` (200 with the existing one, 201 when created). The answer carries ``api_url``,
+  ``token_url``, ``csw_url``, ``datastore_id``, ``client_id`` and ``client_secret``: everything a
+  connector configuration needs. On the real platform a datastore is created by hand on request
+  (geoplateforme-api.md §1).
 - ``GET /_emulator/organisations``.
 - ``GET /_emulator/state[?datastore=ID]``: live counts of uploads, executions, stored data, statics,
   configurations, offerings and metadata, the counts ever created, tokens issued.

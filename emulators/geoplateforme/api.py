@@ -1,8 +1,8 @@
 """The emulated Entrepôt API (``/api``): the routes a publishing client uses (geoplateforme-api.md §1-§4).
 
-Every route but ``/users/me`` is relative to ``/datastores/{datastore}`` as on the platform (§2, [SDK] routing
-table). Requests need ``Authorization: Bearer <token>`` from the emulated Keycloak; the caller must be a member
-of the datastore's community. Lists are paged with ``page``/``limit`` and answer ``Content-Range``
+Every route but ``/users/me`` is relative to ``/datastores/{datastore}`` as on the platform (§2, [SDK]
+routing table). Requests need ``Authorization: Bearer <token>`` from the emulated Keycloak; the caller must
+be a member of the datastore's community. Lists are paged with ``page``/``limit`` and answer ``Content-Range``
 (§4, "Pagination and filters").
 """
 
@@ -61,7 +61,7 @@ def _datastore(store: Store, request: Request, datastore: str) -> dict[str, Any]
     return store.datastore_for(_user(store, request), datastore)
 
 
-# ----------------------------------------------------------------------------------------------- listings
+# --------------------------------------------------------------------------------------------------- listings
 
 
 def _like(value: Any, pattern: str) -> bool:
@@ -90,7 +90,9 @@ def listing(
     matchers: dict[str, Callable[[dict[str, Any], str], bool]] | None = None,
 ) -> JSONResponse:
     query = request.query_params
-    tags = {match.group(1): value for key, value in query.multi_items() if (match := TAG_FILTER.fullmatch(key))}
+    tags = {
+        match.group(1): value for key, value in query.multi_items() if (match := TAG_FILTER.fullmatch(key))
+    }
     selected = [item for item in items if all((item.get("tags") or {}).get(k) == v for k, v in tags.items())]
     for name, matcher in (matchers or {}).items():
         if name in query:
@@ -129,7 +131,7 @@ def _dict_body(body: Any) -> dict[str, Any]:
     return body
 
 
-# ----------------------------------------------------------------------------------------------- user
+# ------------------------------------------------------------------------------------------------------- user
 
 
 @router.get("/users/me")
@@ -159,7 +161,7 @@ def users_me(request: Request) -> dict[str, Any]:
         return view
 
 
-# ----------------------------------------------------------------------------------------------- datastore
+# -------------------------------------------------------------------------------------------------- datastore
 
 
 def _endpoint_entry(store: Store, datastore: dict[str, Any], entry: dict[str, Any]) -> dict[str, Any]:
@@ -182,13 +184,19 @@ def _datastore_view(store: Store, datastore: dict[str, Any]) -> dict[str, Any]:
         "name": datastore["name"],
         "technical_name": datastore["technical_name"],
         "active": datastore["active"],
-        "community": {"_id": community["_id"], "contact": community["contact"], "public": community["public"]},
+        "community": {
+            "_id": community["_id"],
+            "contact": community["contact"],
+            "public": community["public"],
+        },
         "processings": datastore["processings"],
         "checks": datastore["checks"],
         "endpoints": [_endpoint_entry(store, datastore, entry) for entry in datastore["endpoints"]],
         "storages": {
             "data": [storage(spec) for spec in datastore["storages"]],
-            "upload": storage({"_id": datastore["_id"], "name": "uploads", "type": "FILESYSTEM", "labels": []}),
+            "upload": storage(
+                {"_id": datastore["_id"], "name": "uploads", "type": "FILESYSTEM", "labels": []}
+            ),
             "annexe": storage({"_id": datastore["_id"], "name": "annexes", "type": "S3", "labels": []}),
         },
     }
@@ -227,14 +235,16 @@ def _endpoint_of(store: Store, datastore: dict[str, Any], endpoint_id: Any) -> d
     raise ApiError(400, f"Le point d'accès {endpoint_id} n'est pas rattaché à cet entrepôt.")
 
 
-# ----------------------------------------------------------------------------------------------- tags
+# ------------------------------------------------------------------------------------------------------- tags
 
 
 TAGGED = {"uploads", "stored_data", "configurations", "offerings", "metadata"}
 
 
 @router.post("/datastores/{datastore}/{entity}/{entity_id}/tags")
-def add_tags(request: Request, datastore: str, entity: str, entity_id: str, body: Any = Body(...)) -> Response:
+def add_tags(
+    request: Request, datastore: str, entity: str, entity_id: str, body: Any = Body(...)
+) -> Response:
     store = _store(request)
     with locked(store):
         _datastore(store, request, datastore)
@@ -266,7 +276,7 @@ def delete_tags(
         return Response(status_code=204)
 
 
-# ----------------------------------------------------------------------------------------------- uploads
+# ---------------------------------------------------------------------------------------------------- uploads
 
 
 def _upload_view(upload: dict[str, Any]) -> dict[str, Any]:
@@ -281,12 +291,14 @@ def create_upload(request: Request, datastore: str, body: Any = Body(...)) -> di
         body = _dict_body(body)
         _require(body, "name", "description", "type", "srs")
         if body["type"] not in catalogue.UPLOAD_TYPES:
-            raise ApiError(400, f"Le type de livraison {body['type']} est inconnu ({', '.join(catalogue.UPLOAD_TYPES)}).")
+            raise ApiError(
+                400, f"Le type de livraison {body['type']} est inconnu ({', '.join(catalogue.UPLOAD_TYPES)})."
+            )
         srs = str(body["srs"])
         if not SRS.fullmatch(srs) or not checks.crs_resolves(srs):
             raise ApiError(400, f"Le SRS {srs} n'est pas reconnu.")
         community = store.data["communities"][ds["community"]]
-        upload = {
+        upload: dict[str, Any] = {
             "name": str(body["name"]),
             "description": str(body["description"]),
             "type": body["type"],
@@ -401,7 +413,9 @@ def delete_data(request: Request, datastore: str, upload_id: str, path: str = Qu
 
 
 @router.post("/datastores/{datastore}/uploads/{upload_id}/md5")
-def push_md5(request: Request, datastore: str, upload_id: str, file: UploadFile = File(...)) -> dict[str, Any]:
+def push_md5(
+    request: Request, datastore: str, upload_id: str, file: UploadFile = File(...)
+) -> dict[str, Any]:
     store = _store(request)
     with locked(store):
         _datastore(store, request, datastore)
@@ -431,7 +445,12 @@ def _tree(path: Path) -> list[dict[str, Any]]:
         if item.is_dir():
             children = _tree(item)
             entries.append(
-                {"type": "DIRECTORY", "name": item.name, "size": sum(c["size"] for c in children), "children": children}
+                {
+                    "type": "DIRECTORY",
+                    "name": item.name,
+                    "size": sum(c["size"] for c in children),
+                    "children": children,
+                }
             )
         else:
             entries.append({"type": "FILE", "name": item.name, "size": item.stat().st_size})
@@ -465,7 +484,9 @@ def reopen_upload(request: Request, datastore: str, upload_id: str) -> dict[str,
         _datastore(store, request, datastore)
         upload = store.get("uploads", datastore, upload_id)
         if upload["status"] not in ("CLOSED", "UNSTABLE"):
-            raise ApiError(400, f"La livraison {upload_id} ne peut pas être rouverte (statut {upload['status']}).")
+            raise ApiError(
+                400, f"La livraison {upload_id} ne peut pas être rouverte (statut {upload['status']})."
+            )
         upload["status"] = "OPEN"
         upload["__"].update({"phase": None, "next_at": None})
         store.dirty = True
@@ -483,7 +504,9 @@ def upload_checks(request: Request, datastore: str, upload_id: str) -> dict[str,
         for execution_id in upload["__"].get("checks", []):
             execution = store.data["check_executions"].get(execution_id)
             if execution is not None:
-                groups[bucket[execution["status"]]].append({"check": execution["check"], "_id": execution["_id"]})
+                groups[bucket[execution["status"]]].append(
+                    {"check": execution["check"], "_id": execution["_id"]}
+                )
         return groups
 
 
@@ -501,7 +524,9 @@ def check_execution_logs(request: Request, datastore: str, execution_id: str) ->
     with locked(store):
         _datastore(store, request, datastore)
         execution = store.get("check_executions", datastore, execution_id)
-        return listing(request, [{"line": line} for line in execution["__"].get("logs", [])], lambda i: i["line"])
+        return listing(
+            request, [{"line": line} for line in execution["__"].get("logs", [])], lambda i: i["line"]
+        )
 
 
 @router.delete("/datastores/{datastore}/checks/executions/{execution_id}", status_code=204)
@@ -516,7 +541,7 @@ def delete_check_execution(request: Request, datastore: str, execution_id: str) 
         return Response(status_code=204)
 
 
-# ----------------------------------------------------------------------------------------------- processings
+# ------------------------------------------------------------------------------------------------ processings
 
 
 def _processing_view(store: Store, processing: dict[str, Any]) -> dict[str, Any]:
@@ -538,7 +563,9 @@ def list_processings(request: Request, datastore: str) -> JSONResponse:
     store = _store(request)
     with locked(store):
         ds = _datastore(store, request, datastore)
-        return listing(request, _processings(store, ds), _pick("_id", "name", "description"), {"name": _field("name")})
+        return listing(
+            request, _processings(store, ds), _pick("_id", "name", "description"), {"name": _field("name")}
+        )
 
 
 def _execution_view(store: Store, execution: dict[str, Any]) -> dict[str, Any]:
@@ -593,7 +620,9 @@ def create_execution(request: Request, datastore: str, body: Any = Body(...)) ->
             if upload["type"] not in accepted["upload"]:
                 problems.append(f"Le traitement n'accepte pas les livraisons de type {upload['type']}.")
             elif upload["status"] != "CLOSED":
-                problems.append(f"La livraison {upload['_id']} n'est pas fermée et vérifiée (statut {upload['status']}).")
+                problems.append(
+                    f"La livraison {upload['_id']} n'est pas fermée et vérifiée (statut {upload['status']})."
+                )
             else:
                 passed = {
                     store.data["check_executions"][i]["check"]["name"]
@@ -602,12 +631,16 @@ def create_execution(request: Request, datastore: str, body: Any = Body(...)) ->
                 }
                 for name in processing["required_checks"]:
                     if name not in passed:
-                        problems.append(f"La livraison {upload['_id']} n'a pas passé la vérification « {name} ».")
+                        problems.append(
+                            f"La livraison {upload['_id']} n'a pas passé la vérification « {name} »."
+                        )
         for stored in stored_inputs:
             if stored["type"] not in accepted["stored_data"]:
                 problems.append(f"Le traitement n'accepte pas les données stockées de type {stored['type']}.")
             elif stored["status"] != "GENERATED":
-                problems.append(f"La donnée stockée {stored['_id']} n'est pas générée (statut {stored['status']}).")
+                problems.append(
+                    f"La donnée stockée {stored['_id']} n'est pas générée (statut {stored['status']})."
+                )
         parameters = body.get("parameters") or {}
         if not isinstance(parameters, dict):
             problems.append("Le champ parameters doit être un objet.")
@@ -649,13 +682,15 @@ def create_execution(request: Request, datastore: str, body: Any = Body(...)) ->
                 "size": 0,
             }
             store.add("stored_data", datastore, stored)
-        execution = {
+        execution: dict[str, Any] = {
             "processing": {"_id": processing["_id"], "name": processing["name"]},
             "status": "CREATED",
             "creation": now_iso(),
             "inputs": {
                 "upload": [{"_id": u["_id"], "name": u["name"], "type": u["type"]} for u in upload_inputs],
-                "stored_data": [{"_id": s["_id"], "name": s["name"], "type": s["type"]} for s in stored_inputs],
+                "stored_data": [
+                    {"_id": s["_id"], "name": s["name"], "type": s["type"]} for s in stored_inputs
+                ],
             },
             "output": {"stored_data": {"_id": stored["_id"]}},
             "parameters": parameters,
@@ -687,7 +722,9 @@ def launch_execution(request: Request, datastore: str, execution_id: str) -> dic
         _datastore(store, request, datastore)
         execution = store.get("executions", datastore, execution_id)
         if execution["status"] != "CREATED":
-            raise ApiError(400, f"L'exécution {execution_id} a déjà été lancée (statut {execution['status']}).")
+            raise ApiError(
+                400, f"L'exécution {execution_id} a déjà été lancée (statut {execution['status']})."
+            )
         store.launch_execution(execution)
         return _execution_view(store, execution)
 
@@ -717,7 +754,9 @@ def execution_logs(request: Request, datastore: str, execution_id: str) -> JSONR
     with locked(store):
         _datastore(store, request, datastore)
         execution = store.get("executions", datastore, execution_id)
-        return listing(request, [{"line": line} for line in execution["__"].get("logs", [])], lambda i: i["line"])
+        return listing(
+            request, [{"line": line} for line in execution["__"].get("logs", [])], lambda i: i["line"]
+        )
 
 
 @router.delete("/datastores/{datastore}/processings/executions/{execution_id}", status_code=204)
@@ -742,7 +781,7 @@ def get_processing(request: Request, datastore: str, processing_id: str) -> dict
         return _processing_view(store, store.data["processings"][processing_id])
 
 
-# ----------------------------------------------------------------------------------------------- stored data
+# ------------------------------------------------------------------------------------------------ stored data
 
 
 @router.get("/datastores/{datastore}/stored_data")
@@ -767,7 +806,9 @@ def get_stored_data(request: Request, datastore: str, stored_id: str) -> dict[st
 
 
 @router.patch("/datastores/{datastore}/stored_data/{stored_id}")
-def patch_stored_data(request: Request, datastore: str, stored_id: str, body: Any = Body(...)) -> dict[str, Any]:
+def patch_stored_data(
+    request: Request, datastore: str, stored_id: str, body: Any = Body(...)
+) -> dict[str, Any]:
     store = _store(request)
     with locked(store):
         _datastore(store, request, datastore)
@@ -780,7 +821,9 @@ def patch_stored_data(request: Request, datastore: str, stored_id: str, body: An
 
 
 def _used_stored_data(configuration: dict[str, Any]) -> set[str]:
-    return {str(item.get("stored_data")) for item in (configuration.get("type_infos") or {}).get("used_data", [])}
+    return {
+        str(item.get("stored_data")) for item in (configuration.get("type_infos") or {}).get("used_data", [])
+    }
 
 
 @router.delete("/datastores/{datastore}/stored_data/{stored_id}", status_code=204)
@@ -791,9 +834,13 @@ def delete_stored_data(request: Request, datastore: str, stored_id: str) -> Resp
         stored = store.get("stored_data", datastore, stored_id)
         if stored["status"] in ("GENERATING", "MODIFYING"):
             raise ApiError(409, f"La donnée stockée {stored_id} est en cours de génération.")
-        users = [c["_id"] for c in store.items("configurations", datastore) if stored_id in _used_stored_data(c)]
+        users = [
+            c["_id"] for c in store.items("configurations", datastore) if stored_id in _used_stored_data(c)
+        ]
         if users:
-            raise ApiError(409, f"La donnée stockée {stored_id} est utilisée par la configuration {users[0]}.")
+            raise ApiError(
+                409, f"La donnée stockée {stored_id} est utilisée par la configuration {users[0]}."
+            )
         # UNCONFIRMED: the executions that produced the data go with it (they are not listed afterwards here).
         for execution in store.items("executions", datastore):
             if execution["output"]["stored_data"]["_id"] == stored_id:
@@ -802,7 +849,7 @@ def delete_stored_data(request: Request, datastore: str, stored_id: str) -> Resp
         return Response(status_code=204)
 
 
-# ----------------------------------------------------------------------------------------------- statics
+# ---------------------------------------------------------------------------------------------------- statics
 
 
 def _sld_attributes(content: bytes) -> list[str]:
@@ -832,12 +879,14 @@ def create_static(
     with locked(store):
         _datastore(store, request, datastore)
         if type not in catalogue.STATIC_TYPES:
-            raise ApiError(400, f"Le type de fichier statique {type} est inconnu ({', '.join(catalogue.STATIC_TYPES)}).")
+            raise ApiError(
+                400, f"Le type de fichier statique {type} est inconnu ({', '.join(catalogue.STATIC_TYPES)})."
+            )
         content = file.file.read()
         type_infos: dict[str, Any] = {}
         if type == "GEOSERVER-STYLE":
             type_infos["used_attributes"] = _sld_attributes(content)
-        static = {"name": name, "type": type, "type_infos": type_infos}
+        static: dict[str, Any] = {"name": name, "type": type, "type_infos": type_infos}
         if description:
             static["description"] = description
         store.add("statics", datastore, static)
@@ -888,13 +937,15 @@ def delete_static(request: Request, datastore: str, static_id: str) -> Response:
             for item in (configuration.get("type_infos") or {}).get("used_data", []):
                 if any(relation.get("style") == static_id for relation in item.get("relations", [])):
                     raise ApiError(
-                        409, f"Le fichier statique {static_id} est utilisé par la configuration {configuration['_id']}."
+                        409,
+                        f"Le fichier statique {static_id} est utilisé par la configuration "
+                        f"{configuration['_id']}.",
                     )
         store.remove("statics", static_id)
         return Response(status_code=204)
 
 
-# ----------------------------------------------------------------------------------------------- configurations
+# --------------------------------------------------------------------------------------------- configurations
 
 
 def _validate_configuration(store: Store, datastore: str, body: dict[str, Any]) -> list[str]:
@@ -905,11 +956,17 @@ def _validate_configuration(store: Store, datastore: str, body: dict[str, Any]) 
     if not isinstance(infos, dict):
         return ["Le champ type_infos est obligatoire."]
     if kind in ("WMS-VECTOR", "WMTS-TMS", "WMS-RASTER"):
-        problems += [f"Le champ type_infos.{name} est obligatoire." for name in ("title", "abstract") if not infos.get(name)]
+        problems += [
+            f"Le champ type_infos.{name} est obligatoire."
+            for name in ("title", "abstract")
+            if not infos.get(name)
+        ]
     if kind == "DOWNLOAD":
         for name in ("title", "abstract"):
             if not isinstance(infos.get(name), dict) or not infos[name]:
-                problems.append(f"Le champ type_infos.{name} doit être un objet par langue, par exemple {{\"fr\": …}}.")
+                problems.append(
+                    f'Le champ type_infos.{name} doit être un objet par langue, par exemple {{"fr": …}}.'
+                )
     used = infos.get("used_data")
     if not isinstance(used, list) or not used:
         return [*problems, "Le champ type_infos.used_data doit contenir au moins une donnée."]
@@ -921,7 +978,9 @@ def _validate_configuration(store: Store, datastore: str, body: dict[str, Any]) 
             problems.append(f"La donnée stockée {stored_id} n'existe pas.")
             continue
         if stored["type"] not in accepted:
-            problems.append(f"Une configuration {kind} ne peut pas utiliser une donnée stockée {stored['type']}.")
+            problems.append(
+                f"Une configuration {kind} ne peut pas utiliser une donnée stockée {stored['type']}."
+            )
             continue
         if stored["status"] not in ("GENERATED", "MODIFYING"):
             problems.append(f"La donnée stockée {stored_id} n'est pas générée (statut {stored['status']}).")
@@ -931,7 +990,9 @@ def _validate_configuration(store: Store, datastore: str, body: dict[str, Any]) 
         if kind in ("WFS", "VECTOR-TMS"):
             for relation in item.get("relations") or []:
                 if relation.get("native_name") not in tables:
-                    problems.append(f"La table {relation.get('native_name')} n'existe pas dans la donnée stockée.")
+                    problems.append(
+                        f"La table {relation.get('native_name')} n'existe pas dans la donnée stockée."
+                    )
                 if kind == "WFS" and not relation.get("title"):
                     problems.append(f"Le titre de la table {relation.get('native_name')} est obligatoire.")
             if not item.get("relations"):
@@ -943,14 +1004,20 @@ def _validate_configuration(store: Store, datastore: str, body: dict[str, Any]) 
                     problems.append(f"La table {relation.get('name')} n'existe pas dans la donnée stockée.")
                     continue
                 style = store.data["statics"].get(str(relation.get("style")))
-                if style is None or style["__"]["datastore"] != datastore or style["type"] != "GEOSERVER-STYLE":
-                    problems.append(f"Le style {relation.get('style')} n'est pas un fichier statique GEOSERVER-STYLE.")
+                if (
+                    style is None
+                    or style["__"]["datastore"] != datastore
+                    or style["type"] != "GEOSERVER-STYLE"
+                ):
+                    problems.append(
+                        f"Le style {relation.get('style')} n'est pas un fichier statique GEOSERVER-STYLE."
+                    )
                     continue
                 missing = set(style["type_infos"].get("used_attributes", [])) - set(table["attributes"])
                 if missing:
                     problems.append(
-                        f"Le style {style['name']} utilise des attributs absents de la table {table['name']} : "
-                        + ", ".join(sorted(missing))
+                        f"Le style {style['name']} utilise des attributs absents de la table "
+                        f"{table['name']} : " + ", ".join(sorted(missing))
                     )
             if not item.get("relations"):
                 problems.append("Au moins une table doit être publiée.")
@@ -959,9 +1026,8 @@ def _validate_configuration(store: Store, datastore: str, body: dict[str, Any]) 
             for name in ("bottom_level", "top_level"):
                 if str(item.get(name)) not in levels:
                     problems.append(f"Le niveau {item.get(name)} ({name}) n'existe pas dans la pyramide.")
-        elif kind == "DOWNLOAD":
-            if not SUB_NAME.fullmatch(str(item.get("sub_name", ""))):
-                problems.append(f"Le sous-nom {item.get('sub_name')!r} ne respecte pas ^[A-Za-z0-9_\\-.]+$.")
+        elif kind == "DOWNLOAD" and not SUB_NAME.fullmatch(str(item.get("sub_name", ""))):
+            problems.append(f"Le sous-nom {item.get('sub_name')!r} ne respecte pas ^[A-Za-z0-9_\\-.]+$.")
     for metadata in body.get("metadata") or []:
         if metadata.get("type") not in ("ISO19115:2003", "FGDC", "TC211", "19139", "Other", "StyleSheet"):
             problems.append(f"Le type de métadonnée {metadata.get('type')} est inconnu.")
@@ -985,15 +1051,19 @@ def create_configuration(request: Request, datastore: str, body: Any = Body(...)
             raise ApiError(400, f"Le type de configuration {body['type']} est inconnu.")
         layer_name = str(body["layer_name"])
         if not LAYER_NAME.fullmatch(layer_name):
-            raise ApiError(400, f"Le nom de couche {layer_name!r} ne respecte pas ^[A-Za-z_][A-Za-z0-9_\\-.]*$.")
+            raise ApiError(
+                400, f"Le nom de couche {layer_name!r} ne respecte pas ^[A-Za-z_][A-Za-z0-9_\\-.]*$."
+            )
         problems = _validate_configuration(store, datastore, body)
         if problems:
             raise ApiError(400, *problems)
         # §2.4: layer_name is unique across the whole platform for a given type.
         for other in store.data["configurations"].values():
             if other["type"] == body["type"] and other["layer_name"] == layer_name:
-                raise ApiError(409, f"Le nom de couche {layer_name} est déjà utilisé pour le type {body['type']}.")
-        configuration = {
+                raise ApiError(
+                    409, f"Le nom de couche {layer_name} est déjà utilisé pour le type {body['type']}."
+                )
+        configuration: dict[str, Any] = {
             "name": str(body["name"]),
             "layer_name": layer_name,
             "type": body["type"],
@@ -1013,7 +1083,10 @@ def list_configurations(request: Request, datastore: str) -> JSONResponse:
     store = _store(request)
     with locked(store):
         _datastore(store, request, datastore)
-        views = [_configuration_view(store, item) | {"tags": item.get("tags", {})} for item in store.items("configurations", datastore)]
+        views = [
+            _configuration_view(store, item) | {"tags": item.get("tags", {})}
+            for item in store.items("configurations", datastore)
+        ]
         return listing(
             request,
             views,
@@ -1082,12 +1155,14 @@ def delete_configuration(request: Request, datastore: str, configuration_id: str
         _datastore(store, request, datastore)
         store.get("configurations", datastore, configuration_id)
         if _offerings_of(store, configuration_id):
-            raise ApiError(409, f"La configuration {configuration_id} a encore des offres : dépubliez-la d'abord.")
+            raise ApiError(
+                409, f"La configuration {configuration_id} a encore des offres : dépubliez-la d'abord."
+            )
         store.remove("configurations", configuration_id)
         return Response(status_code=204)
 
 
-# ----------------------------------------------------------------------------------------------- offerings
+# -------------------------------------------------------------------------------------------------- offerings
 
 
 def _offering_urls(endpoint: dict[str, Any], configuration: dict[str, Any]) -> list[dict[str, str]]:
@@ -1126,7 +1201,9 @@ def _offering_view(store: Store, offering: dict[str, Any]) -> dict[str, Any]:
 
 
 @router.post("/datastores/{datastore}/configurations/{configuration_id}/offerings", status_code=201)
-def create_offering(request: Request, datastore: str, configuration_id: str, body: Any = Body(...)) -> dict[str, Any]:
+def create_offering(
+    request: Request, datastore: str, configuration_id: str, body: Any = Body(...)
+) -> dict[str, Any]:
     store = _store(request)
     with locked(store):
         ds = _datastore(store, request, datastore)
@@ -1139,14 +1216,21 @@ def create_offering(request: Request, datastore: str, configuration_id: str, bod
         endpoint = _endpoint_of(store, ds, body["endpoint"])
         if endpoint["type"] != configuration["type"]:
             raise ApiError(
-                400, f"Le point d'accès {endpoint['_id']} est de type {endpoint['type']}, la configuration {configuration['type']}."
+                400,
+                f"Le point d'accès {endpoint['_id']} est de type {endpoint['type']}, "
+                f"la configuration {configuration['type']}.",
             )
         for offering in _offerings_of(store, configuration_id):
             if offering["endpoint"]["_id"] == endpoint["_id"]:
-                raise ApiError(409, f"Une offre existe déjà pour cette configuration sur le point d'accès {endpoint['_id']}.")
+                raise ApiError(
+                    409,
+                    f"Une offre existe déjà pour cette configuration sur le point d'accès {endpoint['_id']}.",
+                )
         quota = next(entry["quota"] for entry in ds["endpoints"] if entry["endpoint"] == endpoint["_id"])
         if store.endpoint_use(datastore, endpoint["_id"]) >= quota:
-            raise ApiError(400, f"Le quota d'offres du point d'accès {endpoint['name']} est atteint ({quota}).")
+            raise ApiError(
+                400, f"Le quota d'offres du point d'accès {endpoint['name']} est atteint ({quota})."
+            )
         # §2.5: an offering on an open endpoint is always open.
         is_open = True if endpoint["open"] else bool(body.get("open", False))
         offering = {
@@ -1216,14 +1300,18 @@ def synchronise_offering(request: Request, datastore: str, offering_id: str) -> 
         _datastore(store, request, datastore)
         offering = store.get("offerings", datastore, offering_id)
         if offering["status"] not in ("PUBLISHED", "UNSTABLE"):
-            raise ApiError(409, f"L'offre {offering_id} ne peut pas être synchronisée (statut {offering['status']}).")
+            raise ApiError(
+                409, f"L'offre {offering_id} ne peut pas être synchronisée (statut {offering['status']})."
+            )
         offering["status"] = "MODIFYING"
         store.schedule(offering)
         return _offering_view(store, offering)
 
 
 @router.patch("/datastores/{datastore}/offerings/{offering_id}")
-def patch_offering(request: Request, datastore: str, offering_id: str, body: Any = Body(...)) -> dict[str, Any]:
+def patch_offering(
+    request: Request, datastore: str, offering_id: str, body: Any = Body(...)
+) -> dict[str, Any]:
     store = _store(request)
     with locked(store):
         _datastore(store, request, datastore)
@@ -1252,11 +1340,11 @@ def delete_offering(request: Request, datastore: str, offering_id: str) -> Respo
         return Response(status_code=204)
 
 
-# ----------------------------------------------------------------------------------------------- metadata
+# --------------------------------------------------------------------------------------------------- metadata
 
 
 def _parse_metadata(content: bytes) -> tuple[str, str]:
-    """(file identifier, level) of an ISO 19139 record; 422 when it is malformed (§3, change note 2026-01-28)."""
+    """(file identifier, level) of an ISO 19139 record; 422 when malformed (§3, change note 2026-01-28)."""
     try:
         document = etree.fromstring(content, SAFE_XML)
     except etree.XMLSyntaxError as exc:
@@ -1309,7 +1397,7 @@ def create_metadata(
         for other in store.data["metadata"].values():
             if other["file_identifier"] == identifier:
                 raise ApiError(409, f"Une fiche d'identifiant {identifier} existe déjà.")
-        metadata = {
+        metadata: dict[str, Any] = {
             "type": _metadata_type(type),
             "open_data": _bool(open_data),
             "level": level,
@@ -1356,7 +1444,9 @@ def get_metadata_file(request: Request, datastore: str, metadata_id: str) -> Res
 
 
 @router.put("/datastores/{datastore}/metadata/{metadata_id}")
-def replace_metadata(request: Request, datastore: str, metadata_id: str, file: UploadFile = File(...)) -> dict[str, Any]:
+def replace_metadata(
+    request: Request, datastore: str, metadata_id: str, file: UploadFile = File(...)
+) -> dict[str, Any]:
     store = _store(request)
     with locked(store):
         _datastore(store, request, datastore)
@@ -1372,7 +1462,9 @@ def replace_metadata(request: Request, datastore: str, metadata_id: str, file: U
 
 
 @router.patch("/datastores/{datastore}/metadata/{metadata_id}")
-def patch_metadata(request: Request, datastore: str, metadata_id: str, body: Any = Body(...)) -> dict[str, Any]:
+def patch_metadata(
+    request: Request, datastore: str, metadata_id: str, body: Any = Body(...)
+) -> dict[str, Any]:
     store = _store(request)
     with locked(store):
         _datastore(store, request, datastore)
@@ -1399,22 +1491,30 @@ def delete_metadata(request: Request, datastore: str, metadata_id: str) -> Respo
         return Response(status_code=204)
 
 
-def _publication(store: Store, request: Request, datastore: str, body: Any, publish: bool) -> list[dict[str, Any]]:
+def _publication(
+    store: Store, request: Request, datastore: str, body: Any, publish: bool
+) -> list[dict[str, Any]]:
     ds = _datastore(store, request, datastore)
     body = _dict_body(body)
     _require(body, "file_identifiers", "endpoint")
     endpoint = _endpoint_of(store, ds, body["endpoint"])
     if endpoint["type"] != "METADATA":
-        raise ApiError(400, f"Le point d'accès {endpoint['_id']} n'est pas un catalogue (type {endpoint['type']}).")
+        raise ApiError(
+            400, f"Le point d'accès {endpoint['_id']} n'est pas un catalogue (type {endpoint['type']})."
+        )
     found = []
     for identifier in body["file_identifiers"]:
-        metadata = next((m for m in store.items("metadata", datastore) if m["file_identifier"] == identifier), None)
+        metadata = next(
+            (m for m in store.items("metadata", datastore) if m["file_identifier"] == identifier), None
+        )
         if metadata is None:
             raise ApiError(404, f"La fiche {identifier} n'existe pas dans cet entrepôt.")
         found.append(metadata)
     for metadata in found:
         others = [e for e in metadata["endpoints"] if e["_id"] != endpoint["_id"]]
-        metadata["endpoints"] = [*others, {"_id": endpoint["_id"], "name": endpoint["name"]}] if publish else others
+        metadata["endpoints"] = (
+            [*others, {"_id": endpoint["_id"], "name": endpoint["name"]}] if publish else others
+        )
     store.dirty = True
     return [_metadata_view(metadata) for metadata in found]
 

@@ -44,7 +44,8 @@ def create_app(*, step_seconds: float = 0.5, state_dir: Path | None = None) -> F
     @app.exception_handler(RequestValidationError)
     async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
         messages = [
-            f"{'.'.join(str(part) for part in error.get('loc', ()))} : {error.get('msg')}" for error in exc.errors()
+            f"{'.'.join(str(part) for part in error.get('loc', ()))} : {error.get('msg')}"
+            for error in exc.errors()
         ]
         return ApiError(400, *messages).response()
 
@@ -79,7 +80,8 @@ def create_app(*, step_seconds: float = 0.5, state_dir: Path | None = None) -> F
             body = (
                 '<?xml version="1.0" encoding="UTF-8"?><ows:ExceptionReport xmlns:ows="http://www.opengis.net/ows"'
                 ' version="1.2.0"><ows:Exception exceptionCode="OperationNotSupported"><ows:ExceptionText>'
-                "Seule l'opération GetRecordById est émulée.</ows:ExceptionText></ows:Exception></ows:ExceptionReport>"
+                "Seule l'opération GetRecordById est émulée.</ows:ExceptionText></ows:Exception>"
+                "</ows:ExceptionReport>"
             )
             return Response(body, status_code=400, media_type="application/xml")
         wanted = set(query["id"].split(","))

@@ -1,9 +1,9 @@
 """The platform's global resources an emulated datastore is given: checks, processings, endpoints, storages.
 
-Names come from geoplateforme-api.md §2.2 (processings) and §2.1 (checks). Processing ids differ from one
-environment to another and must be resolved by name per datastore (§2.2 step 7), so every datastore gets its own
-ids here. Endpoint names, technical names and URL paths follow the diffusion roots of §1; the offering URLs built
-from them are UNCONFIRMED in their exact query strings.
+Names come from geoplateforme-api.md §2.2 (processings) and §2.1 (checks). Processing ids differ from
+one environment to another and must be resolved by name per datastore (§2.2 step 7), so every datastore
+gets its own ids here. Endpoint names, technical names and URL paths follow the diffusion roots of §1; the
+offering URLs built from them are UNCONFIRMED in their exact query strings.
 """
 
 from __future__ import annotations

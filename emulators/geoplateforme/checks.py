@@ -1,11 +1,11 @@
 """What the emulated checks and processings really do with the delivered files.
 
-The Géoplateforme runs automatic checks when an upload is closed (geoplateforme-api.md §2.1, step 5-6) and
-normalises table names on integration (§2.2). These functions read the files with pyogrio / rasterio / pyproj so
-that bad input fails here as it fails on the platform:
+The Géoplateforme runs automatic checks when an upload is closed (geoplateforme-api.md §2.1, step 5-6)
+and normalises table names on integration (§2.2). These functions read the files with pyogrio / rasterio /
+pyproj so that bad input fails here as it fails on the platform:
 
-- "Vérification standard": MD5 signatures given in the upload's ``.md5`` files (§2.1 step 3) and, for archives,
-  no two files sharing a name anywhere in the tree (§4, "Archive");
+- "Vérification standard": MD5 signatures given in the upload's ``.md5`` files (§2.1 step 3) and, for
+  archives, no two files sharing a name anywhere in the tree (§4, "Archive");
 - "Vérification vecteur": the declared SRS equals each layer's ("Le SRS du layer … est différent de celui
   déclaré", §4), table names match ``[a-z_][a-z0-9_]*`` after normalisation (§2.2, 2026-03 change note);
 - "Vérification raster": each image opens and carries the declared SRS (§4, raster formats).
@@ -117,7 +117,7 @@ def crs_resolves(srs: str) -> bool:
 
 
 def check_standard(root: Path, upload_type: str) -> CheckResult:
-    """"Vérification standard": files present, MD5 signatures, archive names unique."""
+    """ "Vérification standard": files present, MD5 signatures, archive names unique."""
     result = CheckResult()
     files = data_files(root)
     if not files:
@@ -131,7 +131,9 @@ def check_standard(root: Path, upload_type: str) -> CheckResult:
                 continue
             match = re.fullmatch(r"([0-9a-fA-F]{32})  (.+)", raw.rstrip("\r\n"))
             if match is None:
-                result.error(f"Ligne {number} du fichier {md5_file.name} illisible : « <md5>  <chemin> » attendu.")
+                result.error(
+                    f"Ligne {number} du fichier {md5_file.name} illisible : « <md5>  <chemin> » attendu."
+                )
                 continue
             expected, relative = match.group(1).lower(), match.group(2)
             target = (root / relative).resolve()
@@ -146,8 +148,8 @@ def check_standard(root: Path, upload_type: str) -> CheckResult:
         for path in files:
             if path.name in seen:
                 result.error(
-                    f"Les fichiers {seen[path.name].relative_to(root)} et {path.relative_to(root)} portent le "
-                    "même nom : une archive est stockée à plat."
+                    f"Les fichiers {seen[path.name].relative_to(root)} et {path.relative_to(root)} "
+                    "portent le même nom : une archive est stockée à plat."
                 )
             seen[path.name] = path
     return result
@@ -168,7 +170,7 @@ def vector_layers(path: Path) -> list[dict[str, Any]]:
 
 
 def check_vector(root: Path, declared_srs: str) -> CheckResult:
-    """"Vérification vecteur": readable layers, the declared SRS, table names after normalisation."""
+    """ "Vérification vecteur": readable layers, the declared SRS, table names after normalisation."""
     result = CheckResult()
     files = [path for path in data_files(root) if _is_vector(path)]
     if not files:
@@ -187,9 +189,13 @@ def check_vector(root: Path, declared_srs: str) -> CheckResult:
             layer = info["layer_name"]
             crs = info.get("crs")
             if crs and not same_crs(crs, declared_srs):
-                result.error(f"Le SRS du layer {layer} ({crs}) est différent de celui déclaré ({declared_srs}).")
+                result.error(
+                    f"Le SRS du layer {layer} ({crs}) est différent de celui déclaré ({declared_srs})."
+                )
             elif not crs:
-                result.warning(f"Le layer {layer} n'a pas de SRS : celui déclaré ({declared_srs}) est retenu.")
+                result.warning(
+                    f"Le layer {layer} n'a pas de SRS : celui déclaré ({declared_srs}) est retenu."
+                )
             table = normalise_name(layer)
             if not TABLE_NAME_RULE.fullmatch(table):
                 result.error(
@@ -207,7 +213,7 @@ def check_vector(root: Path, declared_srs: str) -> CheckResult:
 
 
 def check_raster(root: Path, declared_srs: str) -> CheckResult:
-    """"Vérification raster": every image opens and carries the declared SRS."""
+    """ "Vérification raster": every image opens and carries the declared SRS."""
     import rasterio
 
     result = CheckResult()
@@ -224,10 +230,14 @@ def check_raster(root: Path, declared_srs: str) -> CheckResult:
                     result.error(f"L'image {relative} n'a pas de SRS.")
                 elif not same_crs(crs.to_wkt(), declared_srs):
                     found = crs.to_string()
-                    result.error(f"Le SRS de l'image {relative} ({found}) est différent de celui déclaré "
-                                 f"({declared_srs}).")
+                    result.error(
+                        f"Le SRS de l'image {relative} ({found}) est différent de celui déclaré "
+                        f"({declared_srs})."
+                    )
                 else:
-                    result.info(f"Image {relative} : {dataset.width}x{dataset.height}, {dataset.count} canal(aux).")
+                    result.info(
+                        f"Image {relative} : {dataset.width}x{dataset.height}, {dataset.count} canal(aux)."
+                    )
         except Exception as exc:
             result.error(f"L'image {relative} n'est pas lisible : {exc}")
     return result
@@ -275,7 +285,7 @@ _PG_TYPES = {
 
 
 def integrate_vector(root: Path, srs: str) -> dict[str, Any]:
-    """"Intégration de données vecteur livrées en base": the VECTOR-DB stored data's relations and extent."""
+    """ "Intégration de données vecteur livrées en base": the VECTOR-DB stored data's relations and extent."""
     relations: list[dict[str, Any]] = []
     boxes = []
     for path in (path for path in data_files(root) if _is_vector(path)):

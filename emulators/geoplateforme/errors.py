@@ -1,9 +1,9 @@
 """Error bodies of the emulated Entrepôt API and of its Keycloak token endpoint.
 
 Entrepôt errors are JSON ``{"error": ..., "error_description": [...]}`` with a *list* of strings
-(geoplateforme-api.md §4, "Status codes and error bodies", from [SDK] ``io/Errors.py``). The value of ``error``
-is UNCONFIRMED (the OpenAPI file was not available): the HTTP reason phrase is used here. Keycloak errors follow
-OAuth2: ``{"error": code, "error_description": text}`` (§1, §4).
+(geoplateforme-api.md §4, "Status codes and error bodies", from [SDK] ``io/Errors.py``). The value of
+``error`` is UNCONFIRMED (the OpenAPI file was not available): the HTTP reason phrase is used here.
+Keycloak errors follow OAuth2: ``{"error": code, "error_description": text}`` (§1, §4).
 """
 
 from __future__ import annotations

@@ -8,7 +8,8 @@
   needs no secret) and, for an account with 2FA, a ``totp`` field holding the current RFC 6238 code
   ([SDK] auth/Authentifier.py).
 
-Tokens are opaque here (the API only needs to recognise them); errors are OAuth2 ``{error, error_description}``.
+Tokens are opaque here (the API only needs to recognise them); errors are OAuth2
+``{error, error_description}``.
 """
 
 from __future__ import annotations
@@ -81,7 +82,9 @@ def _grant(store: Store, request: Request, form: dict[str, str]) -> dict[str, An
         raise OAuthError(400, "unsupported_grant_type", "Unsupported grant_type")
     client_id, secret = _client_credentials(request, form)
     client = store.data["clients"].get(client_id or "")
-    if client is None or (client["secret"] is not None and not hmac.compare_digest(client["secret"], secret or "")):
+    if client is None or (
+        client["secret"] is not None and not hmac.compare_digest(client["secret"], secret or "")
+    ):
         raise OAuthError(401, "invalid_client", "Invalid client or Invalid client credentials")
     if grant_type == "client_credentials":
         if client["secret"] is None or not client.get("service_account"):

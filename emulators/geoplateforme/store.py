@@ -1,9 +1,10 @@
 """The emulator's state: entities, files, tokens, faults, and the clock that advances asynchronous statuses.
 
-Entities are plain JSON-able dicts shaped like the API's DTOs (geoplateforme-api.md, [TYPES]); what the API
-never shows lives under the ``"__"`` key (owning datastore, timers, logs). Statuses advance lazily: every request
-first calls :meth:`Store.advance`, which applies each transition whose time has come (one transition every
-``step_seconds``, times the ``slow_factor`` fault). The result is the same as a background clock, without a thread.
+Entities are plain JSON-able dicts shaped like the API's DTOs (geoplateforme-api.md, [TYPES]); what the
+API never shows lives under the ``"__"`` key (owning datastore, timers, logs). Statuses advance lazily:
+every request first calls :meth:`Store.advance`, which applies each transition whose time has come (one
+transition every ``step_seconds``, times the ``slow_factor`` fault). The result is the same as a background
+clock, without a thread.
 
 With a ``state_dir`` the state is written to ``state.json`` after each change and the files live under
 ``state_dir/files``, so an emulator restarted on the same directory carries on.
@@ -38,7 +39,16 @@ DATASTORE_KINDS = (
     "offerings",
     "metadata",
 )
-GLOBAL_KINDS = ("communities", "datastores", "endpoints", "processings", "checks", "users", "clients", "tokens")
+GLOBAL_KINDS = (
+    "communities",
+    "datastores",
+    "endpoints",
+    "processings",
+    "checks",
+    "users",
+    "clients",
+    "tokens",
+)
 COUNTED = ("uploads", "executions", "stored_data", "statics", "configurations", "offerings", "metadata")
 
 LABELS = {
@@ -91,7 +101,9 @@ class Store:
             self.root = Path(state_dir)
             self.root.mkdir(parents=True, exist_ok=True)
             self.persist = True
-        self.data: dict[str, dict[str, dict[str, Any]]] = {kind: {} for kind in DATASTORE_KINDS + GLOBAL_KINDS}
+        self.data: dict[str, dict[str, dict[str, Any]]] = {
+            kind: {} for kind in DATASTORE_KINDS + GLOBAL_KINDS
+        }
         self.created: dict[str, Counter[str]] = {}
         self.faults: dict[str, Any] = dict(DEFAULT_FAULTS)
         self.token_ttl = 300
@@ -255,7 +267,7 @@ class Store:
             for is_open in (True, False):
                 root = base_url.rstrip("/") + ("/" if is_open else "/private/")
                 suffix = "" if is_open else "-private"
-                endpoint = {
+                endpoint: dict[str, Any] = {
                     "_id": new_id(),
                     "name": f"{catalogue.ENDPOINT_TITLES[endpoint_type]} {'public' if is_open else 'privé'}"
                     f" ({technical_name})",
@@ -269,7 +281,7 @@ class Store:
                 quota = 100 if endpoint_type == "METADATA" else endpoint_quota
                 endpoints.append({"endpoint": endpoint["_id"], "quota": quota})
         storages = [{"_id": new_id(), **spec} for spec in catalogue.STORAGES]
-        datastore = {
+        datastore: dict[str, Any] = {
             "_id": datastore_id,
             "name": name,
             "technical_name": technical_name,
@@ -313,8 +325,10 @@ class Store:
         self.dirty = True
         return self.organisation_view(community, base_url), True
 
-    def _user(self, *, email: str, first_name: str, last_name: str, technical: bool, community: str) -> dict[str, Any]:
-        user = {
+    def _user(
+        self, *, email: str, first_name: str, last_name: str, technical: bool, community: str
+    ) -> dict[str, Any]:
+        user: dict[str, Any] = {
             "_id": new_id(),
             "email": email,
             "first_name": first_name,
@@ -389,7 +403,11 @@ class Store:
         return datastore
 
     def endpoint_use(self, datastore_id: str, endpoint_id: str) -> int:
-        return sum(1 for offering in self.items("offerings", datastore_id) if offering["endpoint"]["_id"] == endpoint_id)
+        return sum(
+            1
+            for offering in self.items("offerings", datastore_id)
+            if offering["endpoint"]["_id"] == endpoint_id
+        )
 
     # ------------------------------------------------------------------------------------------- clock
 
@@ -414,14 +432,14 @@ class Store:
         base = time.time() if first or private.get("next_at") is None else private["next_at"]
         private["next_at"] = base + self.step()
 
-    # uploads: CLOSED -> CHECKING -> CLOSED | UNSTABLE (§2.1 statuses; UNSTABLE after a failure is UNCONFIRMED)
+    # uploads: CLOSED -> CHECKING -> CLOSED | UNSTABLE (§2.1; UNSTABLE after a failure is UNCONFIRMED)
 
     def close_upload(self, upload: dict[str, Any]) -> None:
         executions = []
         for check in self.data["checks"].values():
             if upload["type"] not in check["default_uploads_check"]:
                 continue
-            execution = {
+            execution: dict[str, Any] = {
                 "_id": new_id(),
                 "check": {"_id": check["_id"], "name": check["name"]},
                 "status": "WAITING",
@@ -437,7 +455,11 @@ class Store:
         self.schedule(upload)
 
     def _tick_upload(self, upload: dict[str, Any], private: dict[str, Any]) -> None:
-        executions = [self.data["check_executions"][i] for i in private.get("checks", []) if i in self.data["check_executions"]]
+        executions = [
+            self.data["check_executions"][i]
+            for i in private.get("checks", [])
+            if i in self.data["check_executions"]
+        ]
         if private.get("phase") == "closed":
             upload["status"] = "CHECKING"
             for execution in executions:
@@ -543,7 +565,9 @@ class Store:
             bottom = int(str(parameters.get("bottom") or 18))
             top = int(str(parameters.get("top") or max(0, bottom - 8)))
             if top > bottom:
-                raise RuntimeError(f"Le niveau du haut ({top}) est plus détaillé que celui du bas ({bottom}).")
+                raise RuntimeError(
+                    f"Le niveau du haut ({top}) est plus détaillé que celui du bas ({bottom})."
+                )
             stored["type_infos"] = {
                 "tms": str(parameters.get("tms")),
                 "levels": [str(level) for level in range(top, bottom + 1)],
@@ -560,12 +584,19 @@ class Store:
             bottom = int(str(parameters.get("bottom_level")))
             top = int(str(parameters.get("top_level")))
             if top > bottom:
-                raise RuntimeError(f"Le niveau du haut ({top}) est plus détaillé que celui du bas ({bottom}).")
+                raise RuntimeError(
+                    f"Le niveau du haut ({top}) est plus détaillé que celui du bas ({bottom})."
+                )
             source_ids = [item["_id"] for item in execution["inputs"]["stored_data"]]
             sources = [self.data["stored_data"].get(i) for i in source_ids]
             if any(source is None for source in sources):
                 raise RuntimeError("Une donnée stockée en entrée a été supprimée avant la fin du traitement.")
-            relations = [r for source in sources if source for r in (source.get("type_infos") or {}).get("relations", [])]
+            relations = [
+                r
+                for source in sources
+                if source
+                for r in (source.get("type_infos") or {}).get("relations", [])
+            ]
             stored["type_infos"] = {
                 "tms": "PM",
                 "levels": [str(level) for level in range(top, bottom + 1)],
@@ -573,7 +604,9 @@ class Store:
             }
             stored["srs"] = "EPSG:3857"
             stored["extent"] = next((source.get("extent") for source in sources if source), None)
-            logs.append(checks.log_line("INFO", f"Tuiles vectorielles calculées du niveau {top} au niveau {bottom}."))
+            logs.append(
+                checks.log_line("INFO", f"Tuiles vectorielles calculées du niveau {top} au niveau {bottom}.")
+            )
         elif kind == "archive":
             files = [path for root in roots for path in checks.data_files(root)]
             stored["type_infos"] = {"files_number": len(files), "files": sorted(path.name for path in files)}

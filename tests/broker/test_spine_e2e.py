@@ -260,7 +260,9 @@ def test_distributed_postgres_with_two_workers(broker_stack: Any, postgres_serve
 
 def test_worker_killed_mid_delivery_finishes_exactly_once(broker_stack: Any) -> None:
     # A slow copy into the regional store leaves time to kill the worker in the middle of it.
-    stack = broker_stack(beat=True, env={"BROKER_REGIONAL_COPY_RATE": "400000", "BROKER_REGIONAL_HARD_LINK": "false"})
+    stack = broker_stack(
+        beat=True, env={"BROKER_REGIONAL_COPY_RATE": "400000", "BROKER_REGIONAL_HARD_LINK": "false"}
+    )
     register(stack)
     client = authed(stack)
     files = {f"dalle_{i}.geojson": geojson(f"Dalle {i}", features=1) + b" " * 500_000 for i in range(4)}
@@ -307,3 +309,46 @@ def test_lost_queue_message_is_recovered_by_the_sweeper(broker_stack: Any) -> No
         e["action"] for e in client.get("/api/v1/events", params={"publication": publication_id}).json()
     ]
     assert "delivery.requeued" in actions
+
+
+def test_new_revision_during_a_delivery_supersedes_it_at_a_step_boundary(broker_stack: Any) -> None:
+    stack = broker_stack(env={"BROKER_REGIONAL_COPY_RATE": "400000", "BROKER_REGIONAL_HARD_LINK": "false"})
+    register(stack)
+    client = authed(stack)
+    first = {f"zone_{i}.geojson": geojson(f"Zone {i}", features=1) + b" " * 400_000 for i in range(3)}
+    response = post(client, "/api/v1/publications", manifest(list(first)), first)
+    assert response.status_code == 202, response.text
+    publication_id = response.json()["id"]
+    wait_for(client, publication_id, regional_state("running"), timeout=60)
+
+    second = {name: geojson(f"Zone révisée {name}", features=2) for name in first}
+    response = post(
+        client, f"/api/v1/publications/{publication_id}/revisions", manifest(list(second)), second
+    )
+    assert response.status_code == 202, response.text
+
+    body = wait_for(client, publication_id, regional_state("done", revision=2), timeout=120)
+    for resource in body["resources"]:
+        assert client.get(resource["download_url"]).content == second[resource["name"]]
+    regional = [
+        d
+        for d in client.get("/api/v1/deliveries", params={"target": "regional"}).json()
+        if d["publication_id"] == publication_id
+    ]
+    by_revision = {d["revision"]: d for d in regional}
+    assert by_revision[1]["state"] == "cancelled", by_revision[1]
+    assert by_revision[2]["state"] == "done"
+    # Never two deliveries of one publication to one target at once.
+    events = client.get("/api/v1/events", params={"publication": publication_id, "limit": 1000}).json()
+    running = sorted(
+        (e["id"], e["action"], e["delivery_id"])
+        for e in events
+        if e["action"] in {"delivery.running", "delivery.done", "delivery.cancelled"}
+    )
+    active: set[str] = set()
+    for _, action, delivery_id in running:
+        if action == "delivery.running":
+            assert not (active - {delivery_id}), "two deliveries ran at once on the regional target"
+            active.add(delivery_id)
+        else:
+            active.discard(delivery_id)

@@ -1,6 +1,6 @@
-"""Fixtures: the Géoplateforme emulator under a real uvicorn on loopback, organisations provisioned through
-its admin API, connectors pointed at it, realistic files (GeoPackage in Lambert-93 with French attribute names,
-GeoTIFF), and the ISO 19139 XML schema (from the pycsw wheel, cached outside the repository)."""
+"""Fixtures: the Géoplateforme emulator under a real uvicorn on loopback, organisations provisioned
+through its admin API, connectors pointed at it, and the ISO 19139 XML schema (from the pycsw wheel,
+cached outside the repository)."""
 
 from __future__ import annotations
 

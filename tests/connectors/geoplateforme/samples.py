@@ -23,6 +23,7 @@ def write_gpkg(
     layer: str = "Pistes-Cyclables",
     crs: str = "EPSG:2154",
     features: int = 3,
+    ascii_columns: bool = False,
 ) -> Path:
     """A GeoPackage of cycle paths around Montpellier in Lambert-93, with accented attribute names."""
     from pyogrio.raw import write
@@ -44,7 +45,9 @@ def write_gpkg(
             np.array([0.9 + i for i in range(features)]),
             np.array([2015 + i for i in range(features)], dtype=np.int32),
         ],
-        ["Dénomination", "Commune", "Longueur_km", "Année_mise_en_service"],
+        ["denomination", "commune", "longueur_km", "annee"]
+        if ascii_columns
+        else ["Dénomination", "Commune", "Longueur_km", "Année_mise_en_service"],
         layer=layer,
         driver="GPKG",
         crs=crs,
@@ -56,7 +59,7 @@ def write_gpkg(
 def write_geotiff(path: Path, *, crs: str = "EPSG:2154", size: int = 64) -> Path:
     """An RGB orthophoto tile in Lambert-93, 5 m pixels."""
     import rasterio
-    from rasterio.transform import from_origin
+    from affine import Affine
 
     data = np.zeros((3, size, size), dtype=np.uint8)
     data[0] = np.linspace(0, 255, size, dtype=np.uint8)[None, :]
@@ -72,7 +75,7 @@ def write_geotiff(path: Path, *, crs: str = "EPSG:2154", size: int = 64) -> Path
         count=3,
         dtype="uint8",
         crs=crs,
-        transform=from_origin(770_000, 6_280_000, 5, 5),
+        transform=Affine(5.0, 0.0, 770_000.0, 0.0, -5.0, 6_280_000.0),
     ) as dataset:
         dataset.write(data)
     return path

@@ -28,7 +28,9 @@ def _wait(api: httpx.Client, path: str, done: Any, timeout: float = 10.0) -> dic
         time.sleep(STEP_SECONDS)
 
 
-def _upload(api: httpx.Client, name: str = "livraison", srs: str = "EPSG:2154", kind: str = "VECTOR") -> dict[str, Any]:
+def _upload(
+    api: httpx.Client, name: str = "livraison", srs: str = "EPSG:2154", kind: str = "VECTOR"
+) -> dict[str, Any]:
     response = api.post("/uploads", json={"name": name, "description": "test", "type": kind, "srs": srs})
     assert response.status_code == 201, response.text
     upload: dict[str, Any] = response.json()
@@ -37,18 +39,24 @@ def _upload(api: httpx.Client, name: str = "livraison", srs: str = "EPSG:2154", 
 
 def _push(api: httpx.Client, upload_id: str, path: Path, remote: str) -> None:
     with path.open("rb") as handle:
-        api.post(f"/uploads/{upload_id}/data", params={"path": remote}, files={"file": (path.name, handle)}).raise_for_status()
+        api.post(
+            f"/uploads/{upload_id}/data", params={"path": remote}, files={"file": (path.name, handle)}
+        ).raise_for_status()
 
 
 def test_tokens_and_oauth2_errors(emulator: Any) -> None:
     org = emulator.organisation()
     url = org["token_url"]
 
-    wrong = httpx.post(url, data={"grant_type": "client_credentials", "client_id": org["client_id"], "client_secret": "x"})
+    wrong = httpx.post(
+        url, data={"grant_type": "client_credentials", "client_id": org["client_id"], "client_secret": "x"}
+    )
     assert wrong.status_code == 401 and wrong.json()["error"] == "invalid_client"
     unsupported = httpx.post(url, data={"grant_type": "implicit", "client_id": org["client_id"]})
     assert unsupported.status_code == 400 and unsupported.json()["error"] == "unsupported_grant_type"
-    basic = httpx.post(url, data={"grant_type": "client_credentials"}, auth=(org["client_id"], org["client_secret"]))
+    basic = httpx.post(
+        url, data={"grant_type": "client_credentials"}, auth=(org["client_id"], org["client_secret"])
+    )
     assert basic.status_code == 200 and basic.json()["token_type"] == "Bearer"
 
     anonymous = httpx.get(f"{org['api_url']}/users/me")
@@ -128,9 +136,17 @@ def test_upload_checks_pass_and_a_wrong_md5_makes_the_upload_unstable(emulator: 
         # Closing again is refused: the upload is no longer open.
         assert api.post(f"/uploads/{good['_id']}/close").status_code == 400
 
-        _wait(api, f"/uploads/{good['_id']}", lambda body: body["status"] in ("CLOSED", "UNSTABLE")
-              and not api.get(f"/uploads/{good['_id']}/checks").json()["in_progress"])
-        done = _wait(api, f"/uploads/{bad['_id']}/checks", lambda body: not body["asked"] and not body["in_progress"])
+        _wait(
+            api,
+            f"/uploads/{good['_id']}",
+            lambda body: (
+                body["status"] in ("CLOSED", "UNSTABLE")
+                and not api.get(f"/uploads/{good['_id']}/checks").json()["in_progress"]
+            ),
+        )
+        done = _wait(
+            api, f"/uploads/{bad['_id']}/checks", lambda body: not body["asked"] and not body["in_progress"]
+        )
         assert api.get(f"/uploads/{good['_id']}/checks").json()["failed"] == []
         assert api.get(f"/uploads/{bad['_id']}").json()["status"] == "UNSTABLE"
         (failed,) = done["failed"]
@@ -139,7 +155,9 @@ def test_upload_checks_pass_and_a_wrong_md5_makes_the_upload_unstable(emulator: 
         assert any("signature MD5 du fichier data/pistes.gpkg est différente" in line for line in logs)
         # Files cannot be added once closed.
         with gpkg.open("rb") as handle:
-            refused = api.post(f"/uploads/{good['_id']}/data", params={"path": "data/x.gpkg"}, files={"file": handle})
+            refused = api.post(
+                f"/uploads/{good['_id']}/data", params={"path": "data/x.gpkg"}, files={"file": handle}
+            )
         assert refused.status_code == 400 and "n'est pas ouverte" in refused.json()["error_description"][0]
 
 
@@ -150,12 +168,23 @@ def test_configuration_rules_layer_names_and_offerings(emulator: Any, tmp_path: 
         upload = _upload(api)
         _push(api, upload["_id"], gpkg, "data/pistes.gpkg")
         api.post(f"/uploads/{upload['_id']}/close")
-        _wait(api, f"/uploads/{upload['_id']}/checks", lambda body: not body["asked"] and not body["in_progress"])
-        processing = api.get("/processings", params={"name": "Intégration de données vecteur livrées en base"}).json()[0]
-        execution = api.post("/processings/executions", json={
-            "processing": processing["_id"], "inputs": {"upload": [upload["_id"]]},
-            "output": {"stored_data": {"name": "pistes", "storage_tags": ["VECTEUR"]}}, "parameters": {},
-        }).json()
+        _wait(
+            api,
+            f"/uploads/{upload['_id']}/checks",
+            lambda body: not body["asked"] and not body["in_progress"],
+        )
+        processing = api.get(
+            "/processings", params={"name": "Intégration de données vecteur livrées en base"}
+        ).json()[0]
+        execution = api.post(
+            "/processings/executions",
+            json={
+                "processing": processing["_id"],
+                "inputs": {"upload": [upload["_id"]]},
+                "output": {"stored_data": {"name": "pistes", "storage_tags": ["VECTEUR"]}},
+                "parameters": {},
+            },
+        ).json()
         assert execution["status"] == "CREATED"
         api.post(f"/processings/executions/{execution['_id']}/launch").raise_for_status()
         seen = set()
@@ -170,9 +199,19 @@ def test_configuration_rules_layer_names_and_offerings(emulator: Any, tmp_path: 
         assert api.get(f"/stored_data/{stored}").json()["status"] == "GENERATED"
 
         def body(layer_name: str, table: str = "pistes_cyclables") -> dict[str, Any]:
-            return {"type": "WFS", "name": "Pistes", "layer_name": layer_name, "type_infos": {
-                "used_data": [{"stored_data": stored, "relations": [{"native_name": table, "title": "t", "abstract": "a"}]}],
-            }}
+            return {
+                "type": "WFS",
+                "name": "Pistes",
+                "layer_name": layer_name,
+                "type_infos": {
+                    "used_data": [
+                        {
+                            "stored_data": stored,
+                            "relations": [{"native_name": table, "title": "t", "abstract": "a"}],
+                        }
+                    ],
+                },
+            }
 
         bad_name = api.post("/configurations", json=body("1-pistes"))
         assert bad_name.status_code == 400
@@ -185,11 +224,18 @@ def test_configuration_rules_layer_names_and_offerings(emulator: Any, tmp_path: 
 
         configuration = created.json()["_id"]
         endpoint = api.get("/endpoints", params={"type": "WFS", "open": "true"}).json()[0]["endpoint"]["_id"]
-        old = api.post(f"/configurations/{configuration}/offerings", json={"endpoint": endpoint, "visibility": "PUBLIC"})
+        old = api.post(
+            f"/configurations/{configuration}/offerings", json={"endpoint": endpoint, "visibility": "PUBLIC"}
+        )
         assert old.status_code == 400  # §2.5: visibility was removed, open replaces it
-        offering = api.post(f"/configurations/{configuration}/offerings", json={"endpoint": endpoint, "open": True}).json()
+        offering = api.post(
+            f"/configurations/{configuration}/offerings", json={"endpoint": endpoint, "open": True}
+        ).json()
         assert offering["status"] == "PUBLISHING"
-        assert api.post(f"/configurations/{configuration}/offerings", json={"endpoint": endpoint}).status_code == 409
+        assert (
+            api.post(f"/configurations/{configuration}/offerings", json={"endpoint": endpoint}).status_code
+            == 409
+        )
         _wait(api, f"/offerings/{offering['_id']}", lambda item: item["status"] == "PUBLISHED")
         assert api.get(f"/configurations/{configuration}").json()["status"] == "PUBLISHED"
         assert api.delete(f"/configurations/{configuration}").status_code == 409
@@ -214,11 +260,18 @@ def test_metadata_upload_rules(emulator: Any, tmp_path: Path) -> None:
         malformed = api.post("/metadata", files={"file": ("m.xml", b"<gmd:MD_Metadata><oops>")})
         assert malformed.status_code == 422
         assert malformed.json()["error"] == "Unprocessable Entity"
-        created = api.post("/metadata", files={"file": ("m.xml", record)}, data={"type": "INSPIRE", "open_data": "true"})
+        created = api.post(
+            "/metadata", files={"file": ("m.xml", record)}, data={"type": "INSPIRE", "open_data": "true"}
+        )
         assert created.status_code == 201
         assert created.json() | {"_id": None} == {
-            "_id": None, "type": "INSPIRE", "open_data": True, "level": "DATASET",
-            "file_identifier": "fr-test-emulator-0001", "tags": {}, "endpoints": [],
+            "_id": None,
+            "type": "INSPIRE",
+            "open_data": True,
+            "level": "DATASET",
+            "file_identifier": "fr-test-emulator-0001",
+            "tags": {},
+            "endpoints": [],
         }
         duplicate = api.post("/metadata", files={"file": ("m.xml", record)})
         assert duplicate.status_code == 409
@@ -234,10 +287,16 @@ def test_sld_styles_must_be_version_1_0_0(emulator: Any) -> None:
     org = emulator.organisation()
     sld = '<StyledLayerDescriptor version="{}" xmlns="http://www.opengis.net/sld"/>'
     with emulator.api(org) as api:
-        refused = api.post("/statics", data={"name": "s", "type": "GEOSERVER-STYLE"},
-                           files={"file": ("s.sld", sld.format("1.1.0"))})
-        accepted = api.post("/statics", data={"name": "s", "type": "GEOSERVER-STYLE"},
-                            files={"file": ("s.sld", sld.format("1.0.0"))})
+        refused = api.post(
+            "/statics",
+            data={"name": "s", "type": "GEOSERVER-STYLE"},
+            files={"file": ("s.sld", sld.format("1.1.0"))},
+        )
+        accepted = api.post(
+            "/statics",
+            data={"name": "s", "type": "GEOSERVER-STYLE"},
+            files={"file": ("s.sld", sld.format("1.0.0"))},
+        )
     assert refused.status_code == 400 and "1.0.0" in refused.json()["error_description"][0]
     assert accepted.status_code == 201 and accepted.json()["type_infos"] == {"used_attributes": []}
 
@@ -258,21 +317,42 @@ def test_state_survives_a_restart_with_a_state_dir(tmp_path: Path) -> None:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
-    command = [sys.executable, "-m", "emulators.geoplateforme", "--port", str(port), "--step-seconds", "0.05",
-               "--state-dir", str(tmp_path / "state")]
-    handle = start_process(command, env, tmp_path / "emulator.log", http_ok(f"{url}/_emulator/state"), cwd=REPO_ROOT)
+    command = [
+        sys.executable,
+        "-m",
+        "emulators.geoplateforme",
+        "--port",
+        str(port),
+        "--step-seconds",
+        "0.05",
+        "--state-dir",
+        str(tmp_path / "state"),
+    ]
+    handle = start_process(
+        command, env, tmp_path / "emulator.log", http_ok(f"{url}/_emulator/state"), cwd=REPO_ROOT
+    )
     try:
         org = httpx.post(f"{url}/_emulator/organisations", json={"technical_name": "persistante"}).json()
-        token = httpx.post(org["token_url"], data={
-            "grant_type": "client_credentials", "client_id": org["client_id"], "client_secret": org["client_secret"],
-        }).json()["access_token"]
+        token = httpx.post(
+            org["token_url"],
+            data={
+                "grant_type": "client_credentials",
+                "client_id": org["client_id"],
+                "client_secret": org["client_secret"],
+            },
+        ).json()["access_token"]
         headers = {"Authorization": f"Bearer {token}"}
-        created = httpx.post(f"{org['api_url']}/datastores/{org['datastore_id']}/uploads", headers=headers,
-                             json={"name": "l", "description": "d", "type": "ARCHIVE", "srs": "EPSG:2154"}).json()
+        created = httpx.post(
+            f"{org['api_url']}/datastores/{org['datastore_id']}/uploads",
+            headers=headers,
+            json={"name": "l", "description": "d", "type": "ARCHIVE", "srs": "EPSG:2154"},
+        ).json()
         handle.restart()
         again = httpx.post(f"{url}/_emulator/organisations", json={"technical_name": "persistante"})
         assert again.status_code == 200 and again.json()["client_secret"] == org["client_secret"]
-        upload = httpx.get(f"{org['api_url']}/datastores/{org['datastore_id']}/uploads/{created['_id']}", headers=headers)
+        upload = httpx.get(
+            f"{org['api_url']}/datastores/{org['datastore_id']}/uploads/{created['_id']}", headers=headers
+        )
         assert upload.status_code == 200 and upload.json()["name"] == "l"
     finally:
         handle.stop()

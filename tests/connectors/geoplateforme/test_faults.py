@@ -62,7 +62,9 @@ def test_a_few_failed_reads_are_retried_quietly(emulator: Any, make_connector: A
     connector.client.datastore  # noqa: B018
     emulator.faults(fail_next=2, fail_status=503)  # the first GETs of the delivery
 
-    ledger = connector.publish(revision("pub-retry-1", (resource(write_gpkg(tmp_path / "p.gpkg")),)), LedgerEntry())
+    ledger = connector.publish(
+        revision("pub-retry-1", (resource(write_gpkg(tmp_path / "p.gpkg")),)), LedgerEntry()
+    )
 
     assert ledger.state == "present"
 
@@ -83,7 +85,9 @@ def test_the_token_is_refreshed_on_401(emulator: Any, make_connector: Any, tmp_p
     assert emulator.state()["tokens_issued"] == issued + 1
 
 
-def test_bad_credentials_are_a_configuration_error_without_the_secret(emulator: Any, make_connector: Any) -> None:
+def test_bad_credentials_are_a_configuration_error_without_the_secret(
+    emulator: Any, make_connector: Any
+) -> None:
     org = emulator.organisation()
     connector = make_connector({**org, "client_secret": "not-the-secret-123"})
 
@@ -99,7 +103,11 @@ def test_password_grant_with_totp(emulator: Any, make_connector: Any) -> None:
     secret = "JBSWY3DPEHPK3PXP"
     org = emulator.organisation(username="agent.sig", password="mot-de-passe", totp_secret=secret)
     connector = make_connector(
-        org, client_id="gpf-warehouse", client_secret=None, username="agent.sig", password="mot-de-passe",
+        org,
+        client_id="gpf-warehouse",
+        client_secret=None,
+        username="agent.sig",
+        password="mot-de-passe",
         totp_secret=secret,
     )
 
@@ -108,18 +116,32 @@ def test_password_grant_with_totp(emulator: Any, make_connector: Any) -> None:
     # Without the code, Keycloak refuses the account (OAuth2 error body, §1).
     answer = httpx.post(
         org["token_url"],
-        data={"grant_type": "password", "client_id": "gpf-warehouse", "username": "agent.sig", "password": "mot-de-passe"},
+        data={
+            "grant_type": "password",
+            "client_id": "gpf-warehouse",
+            "username": "agent.sig",
+            "password": "mot-de-passe",
+        },
         trust_env=False,
     )
     assert answer.status_code == 401 and answer.json() == {
-        "error": "invalid_grant", "error_description": "Invalid user credentials"
+        "error": "invalid_grant",
+        "error_description": "Invalid user credentials",
     }
-    assert httpx.post(
-        org["token_url"],
-        data={"grant_type": "password", "client_id": "gpf-warehouse", "username": "agent.sig",
-              "password": "mot-de-passe", "totp": totp(secret)},
-        trust_env=False,
-    ).status_code == 200
+    assert (
+        httpx.post(
+            org["token_url"],
+            data={
+                "grant_type": "password",
+                "client_id": "gpf-warehouse",
+                "username": "agent.sig",
+                "password": "mot-de-passe",
+                "totp": totp(secret),
+            },
+            trust_env=False,
+        ).status_code
+        == 200
+    )
 
 
 def test_an_unstable_offering_is_removed_and_recreated_next_time(
@@ -148,20 +170,26 @@ def test_a_failed_processing_is_permanent_and_shows_its_log(
     emulator.faults(unstable_next_execution=True)
 
     with pytest.raises(PermanentConnectorError) as failure:
-        make_connector(org).publish(revision("pub-fail-1", (resource(write_gpkg(tmp_path / "p.gpkg")),)), LedgerEntry())
+        make_connector(org).publish(
+            revision("pub-fail-1", (resource(write_gpkg(tmp_path / "p.gpkg")),)), LedgerEntry()
+        )
 
     assert "a échoué sur la Géoplateforme (FAILURE)" in failure.value.message
     assert "Échec provoqué par l'injection de fautes" in failure.value.message
 
 
-def test_a_slow_platform_hits_the_deadline_transiently(emulator: Any, make_connector: Any, tmp_path: Path) -> None:
+def test_a_slow_platform_hits_the_deadline_transiently(
+    emulator: Any, make_connector: Any, tmp_path: Path
+) -> None:
     org = emulator.organisation()
     connector = make_connector(org, deadline_seconds=1.0)
     emulator.faults(slow_factor=1000)
     recorder = Recorder()
 
     with pytest.raises(TransientConnectorError, match="toujours en cours") as failure:
-        connector.publish(revision("pub-slow-1", (resource(write_gpkg(tmp_path / "p.gpkg")),)), LedgerEntry(), recorder)
+        connector.publish(
+            revision("pub-slow-1", (resource(write_gpkg(tmp_path / "p.gpkg")),)), LedgerEntry(), recorder
+        )
 
     assert failure.value.retry_after is not None
     assert recorder.last.step == "vector:p.gpkg:upload_closed"  # the broker resumes from here

@@ -11,7 +11,13 @@ from lxml import etree
 
 from connectors.base import LedgerEntry, PermanentConnectorError
 from connectors.geoplateforme.metadata import file_identifier
-from tests.connectors.geoplateforme.samples import resource, revision, write_geotiff, write_gpkg, write_shapefile_zip
+from tests.connectors.geoplateforme.samples import (
+    resource,
+    revision,
+    write_geotiff,
+    write_gpkg,
+    write_shapefile_zip,
+)
 
 GMD = "{http://www.isotc211.org/2005/gmd}"
 GCO = "{http://www.isotc211.org/2005/gco}"
@@ -60,7 +66,11 @@ def test_geopackage_with_download_wfs_and_wms_ends_published_with_its_record(
 
     assert ledger.state == "present" and ledger.revision == 1 and ledger.step == "done"
     offerings = ledger.remote["offerings"]
-    assert set(offerings) == {"pistes_cyclables.gpkg:DOWNLOAD", "pistes_cyclables.gpkg:WFS", "pistes_cyclables.gpkg:WMS-VECTOR"}
+    assert set(offerings) == {
+        "pistes_cyclables.gpkg:DOWNLOAD",
+        "pistes_cyclables.gpkg:WFS",
+        "pistes_cyclables.gpkg:WMS-VECTOR",
+    }
     with emulator.api(org) as api:
         for offering in offerings.values():
             live = api.get(f"/offerings/{offering['id']}").json()
@@ -68,13 +78,17 @@ def test_geopackage_with_download_wfs_and_wms_ends_published_with_its_record(
             assert live["open"] is True
             assert offering["urls"] and all(url in ledger.urls for url in offering["urls"])
         # The integration normalised the table name and the accented columns (§2.2).
-        stored = api.get(f"/stored_data/{ledger.remote['resources']['pistes_cyclables.gpkg']['stored_data']['vector']}").json()
+        stored = api.get(
+            f"/stored_data/{ledger.remote['resources']['pistes_cyclables.gpkg']['stored_data']['vector']}"
+        ).json()
         assert stored["status"] == "GENERATED"
         (table,) = stored["type_infos"]["relations"]
         assert table["name"] == "pistes_cyclables"
         assert {"denomination", "commune", "annee_mise_en_service"} <= set(table["attributes"])
         # WMS-VECTOR draws the table with the default SLD 1.0.0 style uploaded as a GEOSERVER-STYLE static.
-        wms = api.get(f"/configurations/{ledger.remote['resources']['pistes_cyclables.gpkg']['configurations']['WMS-VECTOR']['id']}").json()
+        wms = api.get(
+            f"/configurations/{ledger.remote['resources']['pistes_cyclables.gpkg']['configurations']['WMS-VECTOR']['id']}"
+        ).json()
         style_id = wms["type_infos"]["used_data"][0]["relations"][0]["style"]
         assert api.get(f"/statics/{style_id}").json()["type"] == "GEOSERVER-STYLE"
         # Every entity carries the broker's ids (§6) and the datasheet name (§3).
@@ -93,9 +107,12 @@ def test_geopackage_with_download_wfs_and_wms_ends_published_with_its_record(
     assert csw.status_code == 200 and file_identifier("pub-vector-1") in csw.text
     # Each step was checkpointed, in order, with the ids in the ledger.
     steps = recorder.steps
-    assert steps.index("vector:pistes_cyclables.gpkg:upload_closed") < steps.index(
-        "vector:pistes_cyclables.gpkg:processing_created"
-    ) < steps.index("WFS:pistes_cyclables.gpkg:published") < steps.index("metadata:published")
+    assert (
+        steps.index("vector:pistes_cyclables.gpkg:upload_closed")
+        < steps.index("vector:pistes_cyclables.gpkg:processing_created")
+        < steps.index("WFS:pistes_cyclables.gpkg:published")
+        < steps.index("metadata:published")
+    )
     assert _live(emulator, org)["uploads"] == 0  # §2.2: uploads are deleted once integrated
 
 
@@ -157,13 +174,18 @@ def test_a_wrong_declared_srs_fails_the_checks_with_their_message(
     with pytest.raises(PermanentConnectorError) as failure:
         connector.publish(rev, LedgerEntry())
 
-    assert "Le SRS du layer Pistes-Cyclables (EPSG:2154) est différent de celui déclaré (EPSG:4326)" in failure.value.message
+    assert (
+        "Le SRS du layer Pistes-Cyclables (EPSG:2154) est différent de celui déclaré (EPSG:4326)"
+        in failure.value.message
+    )
     assert "Vérification vecteur" in failure.value.message
     assert failure.value.fields == {"pistes.gpkg": "checks_failed"}
     assert _live(emulator, org)["uploads"] == 0  # the refused upload is not left behind
 
 
-def test_a_table_name_breaking_the_rule_fails_the_checks(emulator: Any, make_connector: Any, tmp_path: Path) -> None:
+def test_a_table_name_breaking_the_rule_fails_the_checks(
+    emulator: Any, make_connector: Any, tmp_path: Path
+) -> None:
     org = emulator.organisation()
     connector = make_connector(org)
     bad = resource(write_gpkg(tmp_path / "pistes.gpkg", layer="2024 pistes"))
@@ -172,11 +194,15 @@ def test_a_table_name_breaking_the_rule_fails_the_checks(emulator: Any, make_con
         connector.publish(revision("pub-table-1", (bad,)), LedgerEntry())
 
 
-def test_update_then_withdraw_leaves_the_datastore_clean(emulator: Any, make_connector: Any, tmp_path: Path) -> None:
+def test_update_then_withdraw_leaves_the_datastore_clean(
+    emulator: Any, make_connector: Any, tmp_path: Path
+) -> None:
     org = emulator.organisation()
     connector = make_connector(org)
     v1 = revision(
-        "pub-update-1", (resource(write_gpkg(tmp_path / "v1" / "pistes.gpkg")),), services=("download", "wfs", "wms")
+        "pub-update-1",
+        (resource(write_gpkg(tmp_path / "v1" / "pistes.gpkg")),),
+        services=("download", "wfs", "wms"),
     )
     first = connector.publish(v1, LedgerEntry())
     stored_id = first.remote["resources"]["pistes.gpkg"]["stored_data"]["vector"]
@@ -201,11 +227,20 @@ def test_update_then_withdraw_leaves_the_datastore_clean(emulator: Any, make_con
     assert "vector:pistes.gpkg:processing_created" in recorder.steps
     assert "WFS:pistes.gpkg:reconfigured" in recorder.steps
     counts = _live(emulator, org)
-    assert counts == {**counts, "offerings": 1, "configurations": 1, "statics": 0, "stored_data": 1, "uploads": 0}
+    assert counts == {
+        **counts,
+        "offerings": 1,
+        "configurations": 1,
+        "statics": 0,
+        "stored_data": 1,
+        "uploads": 0,
+    }
     with emulator.api(org) as api:
         live = api.get(f"/offerings/{wfs_id}").json()
         assert live["status"] == "PUBLISHED"
-        configuration = api.get(f"/configurations/{second.remote['resources']['pistes.gpkg']['configurations']['WFS']['id']}").json()
+        configuration = api.get(
+            f"/configurations/{second.remote['resources']['pistes.gpkg']['configurations']['WFS']['id']}"
+        ).json()
         assert configuration["tags"]["datasheet_name"] == "Pistes cyclables 2025"
         record = api.get(f"/metadata/{second.remote['metadata']['id']}/file").text
         assert "Pistes cyclables 2025" in record
@@ -215,7 +250,9 @@ def test_update_then_withdraw_leaves_the_datastore_clean(emulator: Any, make_con
     # A second update with nothing new changes nothing on the platform.
     again = Recorder()
     connector.update(v2, second, again)
-    assert not any("processing" in step or "reconfigured" in step or "metadata:updated" in step for step in again.steps)
+    assert not any(
+        "processing" in step or "reconfigured" in step or "metadata:updated" in step for step in again.steps
+    )
 
     withdrawn = connector.withdraw(v2, second, Recorder())
 
@@ -229,14 +266,20 @@ def test_layer_name_collisions_across_the_platform_take_a_suffix(
 ) -> None:
     first_org, second_org = emulator.organisation(), emulator.organisation()
     gpkg = resource(write_gpkg(tmp_path / "communes.gpkg", layer="communes"))
-    one = make_connector(first_org, layer_prefix="occitanie").publish(revision("pub-a", (gpkg,)), LedgerEntry())
-    two = make_connector(second_org, layer_prefix="occitanie").publish(revision("pub-b", (gpkg,)), LedgerEntry())
+    one = make_connector(first_org, layer_prefix="occitanie").publish(
+        revision("pub-a", (gpkg,)), LedgerEntry()
+    )
+    two = make_connector(second_org, layer_prefix="occitanie").publish(
+        revision("pub-b", (gpkg,)), LedgerEntry()
+    )
 
     assert one.remote["offerings"]["communes.gpkg:WFS"]["layer_name"] == "occitanie_communes"
     assert two.remote["offerings"]["communes.gpkg:WFS"]["layer_name"] == "occitanie_communes_2"
 
 
-def test_restricted_data_goes_to_the_private_endpoints(emulator: Any, make_connector: Any, tmp_path: Path) -> None:
+def test_restricted_data_goes_to_the_private_endpoints(
+    emulator: Any, make_connector: Any, tmp_path: Path
+) -> None:
     org = emulator.organisation()
     connector = make_connector(org)
     rev = revision("pub-private-1", (resource(write_gpkg(tmp_path / "reseau.gpkg")),), access="restricted")
@@ -251,7 +294,9 @@ def test_restricted_data_goes_to_the_private_endpoints(emulator: Any, make_conne
     assert metadata["open_data"] is False
 
 
-def test_a_zipped_shapefile_is_sent_one_file_per_request(emulator: Any, make_connector: Any, tmp_path: Path) -> None:
+def test_a_zipped_shapefile_is_sent_one_file_per_request(
+    emulator: Any, make_connector: Any, tmp_path: Path
+) -> None:
     org = emulator.organisation()
     shapefile = resource(write_shapefile_zip(tmp_path / "arrets.zip"))
     rev = revision("pub-shp-1", (shapefile,), title="Arrêts de bus")
@@ -259,7 +304,9 @@ def test_a_zipped_shapefile_is_sent_one_file_per_request(emulator: Any, make_con
     ledger = make_connector(org).publish(rev, LedgerEntry())
 
     with emulator.api(org) as api:
-        stored = api.get(f"/stored_data/{ledger.remote['resources']['arrets.zip']['stored_data']['vector']}").json()
+        stored = api.get(
+            f"/stored_data/{ledger.remote['resources']['arrets.zip']['stored_data']['vector']}"
+        ).json()
     assert [table["name"] for table in stored["type_infos"]["relations"]] == ["arrets_bus"]
 
 
