@@ -162,6 +162,72 @@ def beat(data_dir: DataDir = None) -> None:
     celery_app.start(["beat", f"--loglevel={get_settings().log_level}"])
 
 
+@app.command()
+def emulate(
+    platform: Annotated[str, typer.Argument(help="datagouv or geoplateforme")],
+    port: Annotated[int, typer.Option("--port")] = 7000,
+    host: Annotated[str, typer.Option("--host")] = "127.0.0.1",
+    state_dir: Annotated[Path | None, typer.Option("--state-dir", help="Keep state across restarts.")] = None,
+    allow_local_urls: Annotated[
+        bool,
+        typer.Option("--allow-local-urls", help="data.gouv.fr: accept loopback URLs (URLS_ALLOW_LOCAL)."),
+    ] = False,
+    read_only: Annotated[bool, typer.Option("--read-only", help="data.gouv.fr: start in 423 mode.")] = False,
+    step_seconds: Annotated[
+        float, typer.Option("--step-seconds", help="Géoplateforme: seconds per asynchronous status step.")
+    ] = 0.5,
+) -> None:
+    """Run a local emulator of a national API (for demos, dry runs, tests and benchmarks)."""
+    logging.basicConfig(
+        level="INFO", format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
+    if platform == "datagouv":
+        from emulators.datagouv import run as run_datagouv
+
+        run_datagouv(
+            port, host=host, allow_local_urls=allow_local_urls, state_dir=state_dir, read_only=read_only
+        )
+    elif platform == "geoplateforme":
+        from emulators.geoplateforme import run as run_geoplateforme
+
+        run_geoplateforme(port, host=host, step_seconds=step_seconds, state_dir=state_dir)
+    else:
+        _echo_err("erreur : plateforme inconnue ; choisir datagouv ou geoplateforme")
+        raise typer.Exit(2)
+
+
+@app.command()
+def reconcile(
+    target: Annotated[str, typer.Argument(help="datagouv, geoplateforme or regional")],
+    publication: Annotated[list[str] | None, typer.Option("--publication", help="Only these ids.")] = None,
+    repair: Annotated[bool, typer.Option("--repair", help="Repair the drift found.")] = False,
+    data_dir: DataDir = None,
+) -> None:
+    """Compare the ledger with what a target holds (drift), and repair it on request (operator)."""
+    _use(data_dir)
+    from broker.db import migrate as run_migrations
+    from broker.deliveries import service as deliveries
+
+    run_migrations()
+    reports = deliveries.reconcile(target, publication_ids=publication or None, repair=repair)
+    drifting = 0
+    for report in reports:
+        if report.get("error"):
+            typer.echo(f"{report['publication_id']}  erreur : {report['error']}")
+            drifting += 1
+            continue
+        if not report["drift"]:
+            typer.echo(f"{report['publication_id']}  à jour — {report['title']}")
+            continue
+        drifting += 1
+        state = "réparé" if report["repaired"] else "écart"
+        typer.echo(f"{report['publication_id']}  {state} — {report['title']}")
+        for drift in report["drift"]:
+            typer.echo(f"    {drift['kind']:<8} {drift['entity']}: {drift['message']}")
+    typer.echo(f"{len(reports)} publication(s) comparée(s), {drifting} avec écart")
+    raise typer.Exit(1 if drifting and not repair else 0)
+
+
 # --------------------------------------------------------------------------------------------- operator
 
 

@@ -59,12 +59,39 @@ class Settings(BaseSettings):
 
     # Local tokens (the OIDC settings live in broker.auth.settings)
     token_issuer: str | None = Field(
-        None, description="Issuer of locally minted tokens; default `<public_url>/local`."
+        None, description="Issuer of locally minted tokens; default `urn:openig-broker:local`."
     )
     token_audience: str = Field("broker-api", description="Audience expected in every access token.")
     secret_key: SecretStr | None = Field(
         None,
         description="Key that encrypts stored credentials; default generated in the data directory.",
+    )
+
+    # data.gouv.fr (connector: connectors/datagouv). Unset URL: `broker up` runs the local emulator.
+    datagouv_url: str | None = Field(
+        None, description="data.gouv.fr API root ending in /api/1 (production or demo)."
+    )
+    datagouv_api_key: SecretStr | None = Field(
+        None, description="Shared OPenIG key; per-organisation keys are set through the API."
+    )
+    datagouv_emulator: bool = Field(False, description="The URL is the local emulator (set by broker up).")
+    datagouv_withdraw_mode: str = Field("delete", description="delete or archive on withdrawal.")
+
+    # Géoplateforme (connector: connectors/geoplateforme). Unset URL: `broker up` runs the local emulator.
+    geoplateforme_api_url: str | None = Field(None, description="Entrepôt API root ending in /api.")
+    geoplateforme_token_url: str | None = Field(None, description="Keycloak token endpoint of the SSO.")
+    geoplateforme_csw_url: str | None = Field(None, description="CSW catalogue of published records.")
+    geoplateforme_client_id: str | None = Field(None, description="Shared OPenIG service account.")
+    geoplateforme_client_secret: SecretStr | None = Field(None, description="Its secret.")
+    geoplateforme_datastore_id: str | None = Field(None, description="Shared datastore, if any.")
+    geoplateforme_emulator: bool = Field(
+        False, description="The URL is the local emulator (set by broker up)."
+    )
+    emulator_step_seconds: float = Field(
+        0.5, description="How fast the Géoplateforme emulator advances its asynchronous statuses."
+    )
+    emulators: bool = Field(
+        True, description="`broker up` runs the national emulators for targets without credentials."
     )
 
     @field_validator("data_dir")
@@ -80,7 +107,9 @@ class Settings(BaseSettings):
 
     @property
     def effective_token_issuer(self) -> str:
-        return self.token_issuer or f"{self.public_url.rstrip('/')}/local"
+        # Not derived from the public URL: operator commands mint tokens without knowing which address
+        # `broker up` or the API was given, and the key in the data directory is what proves them.
+        return self.token_issuer or "urn:openig-broker:local"
 
     @property
     def files_dir(self) -> Path:

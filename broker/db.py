@@ -119,4 +119,5 @@ def migrate(url: str | None = None) -> None:
     config.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
     config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
     config.attributes["configure_logger"] = False
-    command.upgrade(config, "head")
+    # "heads": every branch of the migration tree (domains add their tables independently).
+    command.upgrade(config, "heads")

@@ -10,6 +10,8 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from broker import __version__
+from broker.access.pages import router as access_pages_router
+from broker.access.router import router as access_router
 from broker.auth.dependencies import optional_principal
 from broker.auth.router import router as auth_router
 from broker.classification import service as classification
@@ -18,6 +20,7 @@ from broker.db import get_session
 from broker.deliveries.router import router as deliveries_router
 from broker.errors import install_error_handlers
 from broker.events.router import router as events_router
+from broker.metadata.router import router as metadata_router
 from broker.organizations.router import router as organizations_router
 from broker.publications.router import router as publications_router
 from broker.system.router import router as system_router
@@ -57,7 +60,10 @@ def create_app() -> FastAPI:
     app.include_router(publications_router)
     app.include_router(deliveries_router)
     app.include_router(events_router)
+    app.include_router(metadata_router)
     app.include_router(targets_router)
+    app.include_router(access_router)
+    app.include_router(access_pages_router)
     app.include_router(
         build_regional_router(
             get_session,

@@ -35,6 +35,7 @@ from broker.embedded import (
     RedisServer,
     RedisServerError,
     descendants,
+    free_port,
     kill_tree,
     parent_death_signal,
     tail,
@@ -72,12 +73,22 @@ class ChildSpec:
 class Ports:
     """Where the children listen.
 
-    Add one field per emulator, e.g. ``datagouv: int = field(default_factory=free_port)``.
+    Emulator ports are None when that national target is configured (or emulators are off).
     """
 
     host: str
     api: int
     dashboard: int
+    datagouv: int | None = None  # local data.gouv.fr emulator, when no data.gouv.fr URL is configured
+    geoplateforme: int | None = None  # local Géoplateforme emulator, likewise
+
+    @property
+    def datagouv_url(self) -> str:
+        return f"http://{_url_host(self.local_host)}:{self.datagouv}"
+
+    @property
+    def geoplateforme_url(self) -> str:
+        return f"http://{_url_host(self.local_host)}:{self.geoplateforme}"
 
     @property
     def local_host(self) -> str:
@@ -143,9 +154,76 @@ def embedded_children(settings: Settings, ports: Ports) -> list[ChildSpec]:
                 env={"BROKER_API_URL": ports.api_url},
             )
         )
-    # National emulators (their issues add them here, with a port field in Ports), e.g.:
-    # children.append(ChildSpec("emulator-datagouv", [*BROKER_CMD, "emulate", "datagouv", "--port", ...]))
+    # --- intake (Intake issue): the SFTP deposit server; BROKER_SFTP_PORT, else a free loopback port
+    # (so two `broker up` side by side never collide); the port is in <data_dir>/run/sftp.json.
+    from broker.cli import app as cli_app
+    from broker.embedded import free_port
+    from broker.sftp.settings import SftpSettings
+
+    if any(command.name == "sftp" for command in cli_app.registered_commands):
+        sftp_port = SftpSettings().sftp_port or free_port()
+        sftp_cmd = [*BROKER_CMD, "sftp", "--host", ports.host, "--port", str(sftp_port)]
+        children.append(ChildSpec("sftp", sftp_cmd))
+    # --- end intake
+    # National emulators run first in the list's spirit of "what the others need", when asked for.
+    state = settings.data_dir / "emulators"
+    if ports.datagouv is not None:
+        children.insert(
+            0,
+            ChildSpec(
+                "emulator-datagouv",
+                [
+                    *BROKER_CMD,
+                    "emulate",
+                    "datagouv",
+                    "--host",
+                    ports.local_host,
+                    "--port",
+                    str(ports.datagouv),
+                    "--allow-local-urls",
+                    "--state-dir",
+                    str(state / "datagouv"),
+                ],
+                health_url=f"{ports.datagouv_url}/api/1/datasets/licenses/",
+            ),
+        )
+    if ports.geoplateforme is not None:
+        children.insert(
+            0,
+            ChildSpec(
+                "emulator-geoplateforme",
+                [
+                    *BROKER_CMD,
+                    "emulate",
+                    "geoplateforme",
+                    "--host",
+                    ports.local_host,
+                    "--port",
+                    str(ports.geoplateforme),
+                    "--step-seconds",
+                    str(settings.emulator_step_seconds),
+                    "--state-dir",
+                    str(state / "geoplateforme"),
+                ],
+                health_url=f"{ports.geoplateforme_url}/_emulator/state",
+            ),
+        )
     return children
+
+
+def national_emulator_env(settings: Settings, ports: Ports) -> dict[str, str]:
+    """Settings that point the broker at the local emulators `broker up` runs (DESIGN §7)."""
+    env: dict[str, str] = {}
+    if ports.datagouv is not None:
+        env["BROKER_DATAGOUV_URL"] = f"{ports.datagouv_url}/api/1"
+        env["BROKER_DATAGOUV_EMULATOR"] = "true"
+    if ports.geoplateforme is not None:
+        root = ports.geoplateforme_url
+        env["BROKER_GEOPLATEFORME_API_URL"] = f"{root}/api"
+        env["BROKER_GEOPLATEFORME_TOKEN_URL"] = f"{root}/realms/geoplateforme/protocol/openid-connect/token"
+        env["BROKER_GEOPLATEFORME_CSW_URL"] = f"{root}/csw"
+        env["BROKER_GEOPLATEFORME_EMULATOR"] = "true"
+    return env
 
 
 # ---------------------------------------------------------------------------------------------- output
@@ -557,7 +635,15 @@ def run_up(
     run_dir = settings.run_dir
     log_dir = data_dir / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
-    ports = Ports(host=host, api=api_port, dashboard=dashboard_port)
+    emulate = settings.emulators and children is embedded_children
+    ports = Ports(
+        host=host,
+        api=api_port,
+        dashboard=dashboard_port,
+        datagouv=free_port() if emulate and not settings.datagouv_url else None,
+        geoplateforme=free_port() if emulate and not settings.geoplateforme_api_url else None,
+    )
+    extra = {**national_emulator_env(settings, ports), **extra}
 
     lock = _DataDirLock(run_dir / "up.lock")
     try:
@@ -644,6 +730,13 @@ def run_up(
             if not dashboard:
                 _log("dashboard/app.py not found: the dashboard is not started")
             _say(_banner(ports, data_dir, dashboard, redis_url, redis is not None))
+            for name, port in (("data.gouv.fr", ports.datagouv), ("Géoplateforme", ports.geoplateforme)):
+                if port is not None:
+                    _say(
+                        f"  {name} : aucun identifiant configuré, émulateur local sur le port {port} "
+                        f"(chaque organisation y est provisionnée au premier envoi) / no credentials: "
+                        f"local emulator"
+                    )
             supervisor.supervise()
             _log("stopping / arrêt en cours")
         except _GiveUp as error:

@@ -25,7 +25,21 @@ QUEUES = ["default", *(delivery_queue(t) for t in TARGETS)]
 
 def create_celery() -> Celery:
     settings = get_settings()
-    app = Celery("broker", include=["broker.deliveries.tasks"])
+    # intake (Intake issue): the settings of the two periodic intake tasks below
+    from broker.remote.settings import get_remote_settings
+    from broker.uploads.settings import get_upload_settings
+
+    remote_settings = get_remote_settings()
+    upload_settings = get_upload_settings()
+    app = Celery(
+        "broker",
+        include=[
+            "broker.deliveries.tasks",
+            # intake: remote syncs and upload cleanup (Intake issue)
+            "broker.remote.tasks",
+            "broker.uploads.tasks",
+        ],
+    )
     redis_url = settings.effective_redis_url()
     app.conf.update(
         broker_url=redis_url,
@@ -51,7 +65,19 @@ def create_celery() -> Celery:
                 "task": "deliveries.sweep",
                 "schedule": timedelta(seconds=settings.sweep_interval_seconds),
                 "options": {"queue": "default", "expires": settings.sweep_interval_seconds * 2},
-            }
+            },
+            # --- intake (Intake issue): remote resources due for a sync, expired uploads ---
+            "remote-sync-due": {
+                "task": "remote.sync_due",
+                "schedule": timedelta(seconds=remote_settings.remote_sync_interval_seconds),
+                "options": {"queue": "default", "expires": remote_settings.remote_sync_interval_seconds * 2},
+            },
+            "uploads-cleanup": {
+                "task": "uploads.cleanup",
+                "schedule": timedelta(seconds=upload_settings.upload_cleanup_interval_seconds),
+                "options": {"queue": "default"},
+            },
+            # --- end intake ---
         },
         beat_schedule_filename=str(settings.run_dir / "celerybeat-schedule"),
     )

@@ -9,6 +9,8 @@ from connectors.base import BaseConnector, UnknownConnectorError
 
 CONNECTORS: dict[str, str] = {
     "regional": "regional_store.connector:RegionalConnector",
+    "datagouv": "connectors.datagouv:DatagouvConnector",
+    "geoplateforme": "connectors.geoplateforme:GeoplateformeConnector",
 }
 """Known targets. A dotted path ``package.module:Class`` is accepted wherever a name is."""
 

@@ -55,8 +55,8 @@ def discovery() -> dict[str, Any]:
     return local_discovery_document()
 
 
-# The default local issuer is `<public_url>/local`, and discovery documents live under their issuer
-# (OIDC Discovery 1.0 §4), so answer there too.
+# Discovery documents live under their issuer (OIDC Discovery 1.0 §4): answer there too for deployments
+# that set BROKER_TOKEN_ISSUER to `<public_url>/local`.
 @router.get("/local/.well-known/openid-configuration", include_in_schema=False)
 def discovery_under_issuer() -> dict[str, Any]:
     return local_discovery_document()

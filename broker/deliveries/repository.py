@@ -37,6 +37,15 @@ def latest_per_target(session: Session, publication_id: str) -> list[Delivery]:
     return list(newest.values())
 
 
+def latest_for_target(session: Session, publication_id: str, target: str) -> Delivery | None:
+    query = (
+        select(Delivery)
+        .where(Delivery.publication_id == publication_id, Delivery.target == target)
+        .order_by(col(Delivery.created_at).desc())
+    )
+    return session.exec(query).first()
+
+
 def active_for_target(
     session: Session, publication_id: str, target: str, *, exclude_id: str | None = None
 ) -> list[Delivery]:
@@ -198,3 +207,10 @@ def ledgers(session: Session, publication_id: str) -> list[LedgerRecord]:
 def save_ledger(session: Session, record: LedgerRecord) -> LedgerRecord:
     session.add(record)
     return record
+
+
+def present_ledgers(session: Session, target: str, publication_ids: list[str] | None) -> list[LedgerRecord]:
+    query = select(LedgerRecord).where(LedgerRecord.target == target, LedgerRecord.state == "present")
+    if publication_ids is not None:
+        query = query.where(col(LedgerRecord.publication_id).in_(publication_ids))
+    return list(session.exec(query))

@@ -46,6 +46,8 @@ logger = logging.getLogger(__name__)
 
 WAITING_GAP = "gap"
 WAITING_NOT_CONFIGURED = "not_configured"
+DEFER_WITHDRAWAL = "broker_defer_withdrawal"
+"""Key of ``Session.info``: while true, :func:`plan` plans no withdrawal (see its docstring)."""
 
 
 # --------------------------------------------------------------------------------------------- planning
@@ -59,12 +61,19 @@ def plan(
     *,
     actor: Actor | None,
     blocked: dict[str, list[PreflightProblem]] | None = None,
+    defer_withdrawal: bool | None = None,
 ) -> list[Delivery]:
     """Create one delivery per target of ``result`` (and a withdrawal for targets no longer routed).
 
     Older revisions' deliveries that have not started are cancelled; a running one stops at its next
     step boundary (its checkpoint sees the newer delivery) and the newest carries on from the ledger.
+
+    ``defer_withdrawal`` plans no withdrawal: a migration retires the interim regional copy itself, only
+    once the national delivery is verified. None reads ``session.info[DEFER_WITHDRAWAL]``, which the
+    migration sets around the derived revision (whose call chain does not pass the keyword).
     """
+    if defer_withdrawal is None:
+        defer_withdrawal = bool(session.info.get(DEFER_WITHDRAWAL))
     planned: list[Delivery] = []
     routed = {plan.target: plan for plan in result.targets}
     known = {record.target: record for record in repository.ledgers(session, publication.id)}
@@ -104,7 +113,7 @@ def plan(
             delivery.last_error = "Cible non configurée sur ce broker ; la livraison attend sa configuration."
         planned.append(delivery)
     for target, ledger in known.items():
-        if target not in routed and ledger.state == "present":
+        if not defer_withdrawal and target not in routed and ledger.state == "present":
             planned.append(
                 Delivery(
                     publication_id=publication.id,
@@ -239,8 +248,7 @@ def run(delivery_id: str) -> RunOutcome | None:
         if not claimed:
             logger.info("delivery %s not claimable now (done, cancelled, early or target busy)", delivery_id)
             return None
-        delivery = repository.get(session, delivery_id)
-        assert delivery is not None
+        delivery = _must(session, delivery_id)
         session.refresh(delivery)
         events.record(
             session,
@@ -250,17 +258,29 @@ def run(delivery_id: str) -> RunOutcome | None:
             target=delivery.target,
             detail={"attempt": delivery.attempts, "action": delivery.action},
         )
-        payload = build_payload(session, delivery)
-        record = repository.ledger(session, delivery.publication_id, delivery.target)
-        ledger = _ledger_entry(record)
         target, action, revision_number = delivery.target, delivery.action, delivery.revision_number
+        organization_id = _organization_id(session, delivery)
 
-    connector = targets.get_connector(target)
-    if connector is None:
+    if not targets.is_configured(target):
+        with session_scope() as session:
+            _wait_for_configuration(session, _must(session, delivery_id))
+        return RunOutcome(DeliveryState.waiting.value)
+    try:
+        with session_scope() as session:
+            targets.ensure_emulator_identity(session, organization_id, target)
+    except TransientConnectorError as exc:
+        return _finish_transient(delivery_id, exc.message, exc.retry_after, exc.fields)
+
+    try:
         with session_scope() as session:
             delivery = _must(session, delivery_id)
-            _wait_for_configuration(session, delivery)
-        return RunOutcome(DeliveryState.waiting.value)
+            payload = build_payload(session, delivery)
+            ledger = _ledger_entry(repository.ledger(session, delivery.publication_id, target))
+            connector = targets.get_connector(target, organization_id, session)
+            links = _service_links(session, delivery.publication_id) if target == "datagouv" else []
+    except ConnectorConfigurationError as exc:
+        return _finish_failed(delivery_id, exc.message, exc.fields, "staff")
+    assert connector is not None
 
     def checkpoint(entry: LedgerEntry) -> None:
         with session_scope() as session:
@@ -281,6 +301,10 @@ def run(delivery_id: str) -> RunOutcome | None:
             DeliveryAction.withdraw.value: connector.withdraw,
         }[action]
         result = operation(payload, ledger, checkpoint)
+        link_services = getattr(connector, "set_service_links", None)
+        if link_services is not None and action != DeliveryAction.withdraw.value and links:
+            # The Géoplateforme's services appear on data.gouv.fr as remote resources of the dataset.
+            result = link_services(payload, result, links, checkpoint)
     except Superseded:
         return _finish_superseded(delivery_id)
     except TransientConnectorError as exc:
@@ -297,6 +321,31 @@ def run(delivery_id: str) -> RunOutcome | None:
         logger.exception("delivery %s crashed", delivery_id)
         return _finish_transient(delivery_id, f"Erreur inattendue : {type(exc).__name__}", None, {})
     return _finish_done(delivery_id, result, revision_number)
+
+
+def _organization_id(session: Session, delivery: Delivery) -> str:
+    from broker.publications import repository as publications
+
+    publication = publications.get(session, delivery.publication_id)
+    assert publication is not None
+    return publication.organization_id
+
+
+def _service_links(session: Session, publication_id: str) -> list[tuple[str, str, str]]:
+    """The Géoplateforme's published service URLs, as (title, url, format) for data.gouv.fr."""
+    record = repository.ledger(session, publication_id, "geoplateforme")
+    if record is None or record.state != "present":
+        return []
+    links: list[tuple[str, str, str]] = []
+    for offering in ((record.remote or {}).get("offerings") or {}).values():
+        kinds = offering.get("url_types") or [offering.get("type")] * len(offering.get("urls", []))
+        for url, kind in zip(offering.get("urls", []), kinds, strict=False):
+            label = str(kind or offering.get("type") or "service")
+            title = f"Service {label} de la Géoplateforme ({offering.get('layer_name') or ''})".replace(
+                " ()", ""
+            )
+            links.append((title, url, label.lower()))
+    return links
 
 
 def _must(session: Session, delivery_id: str) -> Delivery:
@@ -346,6 +395,7 @@ def _finish_done(delivery_id: str, entry: LedgerEntry, revision_number: int) -> 
         delivery.error_fields = {}
         delivery.lease_until = None
         delivery.finished_at = utcnow()
+        _follow_up_links(session, delivery)
         events.record(
             session,
             "delivery.done",
@@ -355,6 +405,40 @@ def _finish_done(delivery_id: str, entry: LedgerEntry, revision_number: int) -> 
             detail={"action": delivery.action, "revision": revision_number, "urls": list(entry.urls)},
         )
         return RunOutcome(DeliveryState.done.value, _chain_next(session, delivery))
+
+
+def _follow_up_links(session: Session, delivery: Delivery) -> None:
+    """Once the Géoplateforme serves a publication, data.gouv.fr lists its services: plan an update there
+    when the data.gouv.fr copy exists and no newer delivery is on its way."""
+    if delivery.target != "geoplateforme" or delivery.action == DeliveryAction.withdraw.value:
+        return
+    record = repository.ledger(session, delivery.publication_id, "datagouv")
+    if record is None or record.state != "present":
+        return
+    if repository.active_for_target(session, delivery.publication_id, "datagouv"):
+        return  # the pending data.gouv.fr delivery will read the links when it runs
+    follow = Delivery(
+        publication_id=delivery.publication_id,
+        revision_id=delivery.revision_id,
+        revision_number=delivery.revision_number,
+        target="datagouv",
+        action=DeliveryAction.update.value,
+        needs=[],
+    )
+    previous = repository.latest_for_target(session, delivery.publication_id, "datagouv")
+    if previous is not None:
+        follow.needs = list(previous.needs or [])
+    repository.add(session, follow)
+    session.flush()
+    events.record(
+        session,
+        "delivery.pending",
+        publication_id=delivery.publication_id,
+        delivery_id=follow.id,
+        target="datagouv",
+        detail={"action": "update", "reason": "service_links"},
+    )
+    enqueue_after_commit(session, [follow])
 
 
 def _finish_superseded(delivery_id: str) -> RunOutcome:
@@ -560,3 +644,70 @@ def to_dict(delivery: Delivery) -> dict[str, Any]:
         "updated_at": iso(delivery.updated_at),
         "finished_at": iso(delivery.finished_at),
     }
+
+
+# --------------------------------------------------------------------------------------------- reconcile
+
+
+def reconcile(
+    target: str, *, publication_ids: list[str] | None = None, repair: bool = False, actor: Actor | None = None
+) -> list[dict[str, Any]]:
+    """Compare the ledger with what ``target`` holds; repair on request. One report per publication."""
+    with session_scope() as session:
+        records = repository.present_ledgers(session, target, publication_ids)
+        jobs = [(r.publication_id, _ledger_entry(r)) for r in records]
+    reports: list[dict[str, Any]] = []
+    for publication_id, ledger in jobs:
+        with session_scope() as session:
+            from broker.publications import repository as publications
+
+            publication = publications.get(session, publication_id)
+            if publication is None:
+                continue
+            revision = publications.revision(session, publication_id, publication.revision)
+            assert revision is not None
+            payload = build_payload_for_revision(session, revision.id, target)
+            connector = targets.get_connector(target, publication.organization_id, session)
+        if connector is None:
+            raise LookupError(f"target {target} is not configured")
+        report: dict[str, Any] = {"publication_id": publication_id, "title": payload.title}
+        try:
+            repairer = getattr(connector, "reconcile", None)
+            if repairer is not None:
+                state, repaired = repairer(payload, ledger, repair)
+            else:
+                state, repaired = connector.inspect_remote(payload, ledger), ledger
+        except (TransientConnectorError, PermanentConnectorError) as exc:
+            report.update({"error": exc.message, "drift": []})
+            reports.append(report)
+            continue
+        report["exists"] = state.exists
+        report["drift"] = [d.model_dump() for d in state.drift]
+        report["repaired"] = bool(repair and state.drift)
+        with session_scope() as session:
+            if repair and state.drift:
+                record = repository.ledger(session, publication_id, target)
+                if record is not None:
+                    record.remote = dict(repaired.remote)
+                    record.urls = list(repaired.urls)
+                    record.updated_at = utcnow()
+                    repository.save_ledger(session, record)
+            events.record(
+                session,
+                "ledger.reconciled",
+                actor=actor,
+                publication_id=publication_id,
+                target=target,
+                detail={"drift": report["drift"], "repaired": report["repaired"]},
+            )
+        reports.append(report)
+    return reports
+
+
+def build_payload_for_revision(session: Session, revision_id: str, target: str) -> PublicationRevision:
+    from broker.publications import repository as publications
+    from broker.publications import service as publication_service
+
+    decision = publications.decision(session, revision_id)
+    needs = tuple(n["need"] for n in (decision.needs if decision else []) if target in n.get("platforms", []))
+    return publication_service.revision_payload(session, revision_id, needs=needs)

@@ -169,7 +169,7 @@ async def plan(request: Request, principal: CurrentPrincipal) -> dict[str, Any]:
         def work() -> dict[str, Any]:
             with session_scope() as session:
                 accepted = service.accept(session, principal, raw, staging, channel)
-                report = service.preflight(accepted)
+                report = service.preflight(session, accepted)
                 session.rollback()
             return {
                 "decision": service.decision_view(accepted.result),

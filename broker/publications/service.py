@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -31,12 +32,14 @@ from broker.publications.manifest import Manifest, validate_manifest
 from broker.publications.models import Decision, DecisionNeed, Publication, Resource, Revision
 from broker.targets import service as targets
 from connectors.base import (
+    ConnectorConfigurationError,
     Contact,
     OrganizationRef,
     PreflightProblem,
     PublicationRevision,
     ResourceFile,
     Temporal,
+    TransientConnectorError,
 )
 
 logger = logging.getLogger(__name__)
@@ -52,6 +55,7 @@ class Accepted:
     resources: list[Resource]
     descriptions: list[FileDescription]
     result: ClassificationResult
+    files_root: Path | None = None  # where the staged files are (the intake store, or a plan's scratch)
 
 
 def _authorize_write(principal: Principal, organization: Organization) -> None:
@@ -80,7 +84,15 @@ def accept(
     resources, descriptions = _match_resources(manifest, staging, carried)
     facts = publication_facts(manifest, resources, channel)
     result = classification.decide(facts)
-    return Accepted(manifest, raw, organization, resources, descriptions, result)
+    return Accepted(
+        manifest,
+        raw,
+        organization,
+        resources,
+        descriptions,
+        result,
+        files_root=staging.store.root if staging else None,
+    )
 
 
 SIDECARS = {"shx", "dbf", "prj", "cpg", "sbn", "sbx", "qix", "tfw", "aux.xml"}
@@ -279,7 +291,7 @@ def revise(
         detail={"revision": number, "category": publication.category, "channel": channel, "reason": reason},
     )
     deliveries.plan(
-        session, publication, revision, accepted.result, actor=principal, blocked=_blocking(accepted)
+        session, publication, revision, accepted.result, actor=principal, blocked=_blocking(session, accepted)
     )
     return publication
 
@@ -309,11 +321,11 @@ def derive_revision(
     return revise(session, principal, publication, accepted, channel, reason=reason)
 
 
-def _blocking(accepted: Accepted) -> dict[str, list[PreflightProblem]]:
+def _blocking(session: Session, accepted: Accepted) -> dict[str, list[PreflightProblem]]:
     """Per target, the pre-flight errors that stop its delivery (the other targets proceed)."""
     return {
         target: [p for p in problems if p.severity == "error"]
-        for target, problems in preflight(accepted).items()
+        for target, problems in preflight(session, accepted).items()
         if any(p.severity == "error" for p in problems)
     }
 
@@ -422,10 +434,11 @@ def build_payload(
     *,
     needs: tuple[str, ...] = (),
     regional: bool = False,
+    files_root: Path | None = None,
 ) -> PublicationRevision:
     settings = get_settings()
     public_url = settings.public_url.rstrip("/")
-    blobs_root = settings.files_dir
+    blobs_root = files_root or settings.files_dir
     from regional_store.blobs import BlobStore
 
     store = BlobStore(blobs_root)
@@ -499,12 +512,20 @@ def regional_download_url(publication_id: str, name: str) -> str:
     return f"{public_url}/api/v1/regional/publications/{publication_id}/files/{quote(name)}"
 
 
-def preflight(accepted: Accepted) -> dict[str, list[PreflightProblem]]:
+def preflight(session: Session, accepted: Accepted) -> dict[str, list[PreflightProblem]]:
     """Every problem each target would have with this revision, found without sending anything.
 
     File rules (formats, names, projections, sizes) come from the intake's inspection of each file; the
     connector adds what only it knows. Whether the target is configured is reported too.
     """
+    for plan in accepted.result.targets:
+        try:
+            # With a national emulator, the organisation gets its account there before anything is checked.
+            targets.ensure_emulator_identity(session, accepted.organization.id, plan.target)
+        except TransientConnectorError:
+            logger.warning(
+                "could not provision %s on the %s emulator", accepted.organization.slug, plan.target
+            )
     payload = build_payload(
         "00000000-0000-0000-0000-000000000000",
         1,
@@ -512,6 +533,7 @@ def preflight(accepted: Accepted) -> dict[str, list[PreflightProblem]]:
         accepted.manifest,
         accepted.resources,
         regional=any(t.target == "regional" for t in accepted.result.targets),
+        files_root=accepted.files_root,
     )
     report: dict[str, list[PreflightProblem]] = {}
     for plan in accepted.result.targets:
@@ -520,7 +542,16 @@ def preflight(accepted: Accepted) -> dict[str, list[PreflightProblem]]:
         for resource, description in zip(accepted.resources, accepted.descriptions, strict=True):
             if resource.sha256 and sends_files:
                 problems.extend(file_preflight(description, resource.name, plan.target))
-        connector = targets.get_connector(plan.target)
+        try:
+            connector = targets.get_connector(plan.target, accepted.organization.id, session)
+        except ConnectorConfigurationError as exc:
+            problems.append(
+                PreflightProblem(
+                    target=plan.target, severity="warning", code="configuration", message=exc.message
+                )
+            )
+            report[plan.target] = _unique(problems)
+            continue
         if connector is None:
             problems.append(
                 PreflightProblem(

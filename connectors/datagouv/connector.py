@@ -483,6 +483,7 @@ class DatagouvConnector(BaseConnector[DatagouvConfig]):
         progress = ledger.model_copy(deep=True)
         remote = progress.remote
         remote["organization"] = org_id
+        remote.pop("withdrawn", None)
 
         dataset = self._locate(revision, remote, org_id)
         if dataset is None:
@@ -683,7 +684,7 @@ class DatagouvConnector(BaseConnector[DatagouvConfig]):
         for plan in plans:
             name = plan.resource.name
             current = self._match(plan, entries.get(name), dataset, claimed)
-            entry = self._deliver_resource(dataset_id, plan, current, progress, checkpoint)
+            entry = self._deliver_resource(dataset_id, plan, current, entries.get(name), progress, checkpoint)
             claimed.add(entry["id"])
             entries[name] = entry
             progress.step = f"resource:{name}"
@@ -752,6 +753,7 @@ class DatagouvConnector(BaseConnector[DatagouvConfig]):
         dataset_id: str,
         plan: _Plan,
         current: dict[str, Any] | None,
+        known: dict[str, Any] | None,
         progress: LedgerEntry,
         checkpoint: Checkpoint,
     ) -> dict[str, Any]:
@@ -772,7 +774,19 @@ class DatagouvConnector(BaseConnector[DatagouvConfig]):
                     current = client.update_resource(dataset_id, current["id"], payload)
             return {"id": current["id"], "sha256": resource.sha256, "mode": "link", "url": plan.url}
 
-        sha256, sha1 = self._digest(resource)
+        if (
+            current is not None
+            and known
+            and known.get("id") == current["id"]
+            and resource.sha256
+            and known.get("sha256") == resource.sha256
+            and known.get("sha1")
+            and _checksum(current) == known["sha1"]
+        ):
+            # The ledger proves the hosted file is this one: no need to read the local file again.
+            sha256, sha1 = str(resource.sha256), str(known["sha1"])
+        else:
+            sha256, sha1 = self._digest(resource)
         if current is not None and current.get("filetype") != "file":
             self._delete_resource(dataset_id, current["id"])
             current = None
@@ -823,7 +837,7 @@ class DatagouvConnector(BaseConnector[DatagouvConfig]):
 
     def _pace(self, dataset_id: str, filename: str) -> None:
         """Two uploads of one file name in the same second collide on the storage key (research §7.2)."""
-        key = (dataset_id, filename.lower())
+        key = (dataset_id, mapping.stored_filename(filename))
         last = self._last_upload.get(key)
         if last is not None:
             wait = 1.05 - (time.monotonic() - last)

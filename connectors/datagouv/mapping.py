@@ -461,6 +461,12 @@ def service_payload(
     }
 
 
+def stored_filename(name: str) -> str:
+    """The file name data.gouv.fr stores an upload under (udata ``storages.utils.normalize``, dots kept)."""
+    folded = unicodedata.normalize("NFKD", name.translate(_TRANSLITERATE)).encode("ascii", "ignore").decode()
+    return re.sub(r"[^a-z0-9.]+", "-", folded.lower()).strip("-")
+
+
 def file_extension(name: str) -> str | None:
     """The last extension of a file name, lowercase, without the dot."""
     ext = os.path.splitext(name)[1]

@@ -332,6 +332,17 @@ def _name_problems(resource: ResourceFile) -> list[PreflightProblem]:
     except Exception:
         return []  # reported by the SRS check
     for layer in layers:
+        if resource_format(resource) == "csv" and not layer.geometry_type:
+            problems.append(
+                _problem(
+                    resource,
+                    "csv_without_geometry",
+                    f"« {resource.name} » n'a pas de colonne géométrique reconnue (json, geom, "
+                    "the_geom, wkb, wkt, ou lon/lat, §4) : il sera intégré comme une table "
+                    "sans géométrie, publiable en WFS mais pas en WMS.",
+                    "warning",
+                )
+            )
         table = normalise_name(layer.name)
         if not TABLE_NAME_RULE.fullmatch(table):
             problems.append(

@@ -48,7 +48,6 @@ from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import Any, TypeVar
-from urllib.parse import urlencode
 
 from connectors.base import (
     Checkpoint,
@@ -64,6 +63,7 @@ from connectors.geoplateforme.client import EntrepotClient
 from connectors.geoplateforme.config import GeoplateformeConfig
 from connectors.geoplateforme.errors import Conflict, NotFound
 from connectors.geoplateforme.metadata import PROTOCOLS, ServiceLink, file_identifier, iso19139_record
+from connectors.geoplateforme.services import ServiceBodies, slug
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -128,7 +128,8 @@ class Track:
     digest: str
     srs: str
     upload_type: str | None = None
-    files: list[tuple[Path, str]] = field(default_factory=list)
+    # (local file, path in the upload), computed only when an upload is really sent
+    files: Callable[[], list[tuple[Path, str]]] = list
     parameters: dict[str, Any] = field(default_factory=dict)
     storage_tags: list[str] | None = None
     source: str | None = None  # input stored data of a derived track
@@ -182,11 +183,6 @@ def _fingerprint(*parts: Any) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def slug(value: str) -> str:
-    cleaned = re.sub(r"[^a-z0-9]+", "_", inspection.normalise_name(value)).strip("_")
-    return cleaned or "donnees"
-
-
 def pm_level(resolution_m: float | None) -> int:
     """The PM tile matrix level closest to a ground resolution in metres."""
     if not resolution_m or resolution_m <= 0:
@@ -222,6 +218,7 @@ class Delivery:
         self._endpoints: list[dict[str, Any]] | None = None
         self._processings: dict[str, str] | None = None
         self._workdir: Path | None = None
+        self.bodies = ServiceBodies(config, revision)
 
     # ------------------------------------------------------------------------------------------------- ledger
 
@@ -403,19 +400,25 @@ class Delivery:
             for config_type in plan.services:
                 if config_type == "WFS":
                     self.publish_service(
-                        plan, config_type, self.wfs_body(plan, stored, tables), vector.digest
+                        plan, config_type, self.bodies.wfs(plan.resource, stored, tables), vector.digest
                     )
                 elif config_type == "WMS-VECTOR":
                     relations = self.styled_relations(resource, tables)
                     if relations:
                         self.publish_service(
-                            plan, config_type, self.wms_vector_body(plan, stored, relations), vector.digest
+                            plan,
+                            config_type,
+                            self.bodies.wms_vector(plan.resource, stored, relations),
+                            vector.digest,
                         )
                 elif config_type == "VECTOR-TMS":
                     tiles = self.tiles_track(resource, vector, stored)
                     pyramid, _ = self.integrate(tiles)
                     self.publish_service(
-                        plan, config_type, self.vector_tms_body(plan, pyramid, tables), tiles.digest
+                        plan,
+                        config_type,
+                        self.bodies.vector_tms(plan.resource, pyramid, tables),
+                        tiles.digest,
                     )
                 elif config_type == "DOWNLOAD":
                     self.publish_download(plan)
@@ -425,7 +428,10 @@ class Delivery:
                 if config_type in ("WMTS-TMS", "WMS-RASTER"):
                     pyramid, _ = self.integrate(raster)
                     self.publish_service(
-                        plan, config_type, self.pyramid_body(plan, config_type, pyramid), raster.digest
+                        plan,
+                        config_type,
+                        self.bodies.pyramid(plan.resource, config_type, pyramid),
+                        raster.digest,
                     )
                 elif config_type == "DOWNLOAD":
                     self.publish_download(plan)
@@ -435,7 +441,7 @@ class Delivery:
     def publish_download(self, plan: Plan) -> None:
         archive = self.archive_track(plan.resource)
         stored, _ = self.integrate(archive)
-        self.publish_service(plan, "DOWNLOAD", self.download_body(plan, stored), archive.digest)
+        self.publish_service(plan, "DOWNLOAD", self.bodies.download(plan.resource, stored), archive.digest)
 
     # ------------------------------------------------------------------------------------------------- tracks
 
@@ -445,11 +451,15 @@ class Delivery:
         assert resource.path is not None
         return _sha256(resource.path)
 
+    def _single_file(self, resource: ResourceFile) -> list[tuple[Path, str]]:
+        assert resource.path is not None
+        return [(resource.path, f"data/{inspection.remote_name(resource)}")]
+
     def _files(self, resource: ResourceFile) -> list[tuple[Path, str]]:
         """Local files and their path in the upload (``data/<name>``, §2.1 step 2)."""
         assert resource.path is not None
         if not inspection.is_shapefile_zip(resource):
-            return [(resource.path, f"data/{inspection.remote_name(resource)}")]
+            return self._single_file(resource)
         # A shapefile goes as one request per component file (§2.1 step 2).
         target = self.workdir / slug(resource.name)
         target.mkdir(parents=True, exist_ok=True)
@@ -481,7 +491,7 @@ class Delivery:
             digest=_fingerprint("vector", self._source_digest(resource), srs),
             srs=srs,
             upload_type="VECTOR",
-            files=self._files(resource),
+            files=functools.partial(self._files, resource),
             storage_tags=["VECTEUR"],
         )
 
@@ -519,7 +529,7 @@ class Delivery:
             digest=_fingerprint("raster", self._source_digest(resource), srs, parameters),
             srs=srs,
             upload_type="RASTER",
-            files=[(resource.path, f"data/{inspection.remote_name(resource)}")] if resource.path else [],
+            files=functools.partial(self._files, resource),
             parameters=parameters,
             storage_tags=["PYRAMIDE"],
         )
@@ -535,7 +545,7 @@ class Delivery:
             digest=_fingerprint("archive", self._source_digest(resource), srs),
             srs=srs,
             upload_type="ARCHIVE",
-            files=[(resource.path, f"data/{inspection.remote_name(resource)}")],
+            files=functools.partial(self._single_file, resource),
         )
 
     def stored_name(self, track: Track) -> str:
@@ -729,22 +739,19 @@ class Delivery:
         return self.detail("stored_data", stored_id)
 
     def _log_lines(self, path: str, keep: int = 12) -> list[str]:
+        """The last lines of a check's or an execution's log (a paged JSON list, or plain text)."""
         try:
-            response = self.client.request("GET", path, action="la lecture des journaux")
-        except (NotFound, PermanentConnectorError):
+            lines = [str(line) for line in self.client.pages(path, action="la lecture des journaux")]
+        except TransientConnectorError:
+            try:
+                lines = self.client.request("GET", path, action="la lecture des journaux").text.splitlines()
+            except (TransientConnectorError, PermanentConnectorError):
+                return []
+        except PermanentConnectorError:
             return []
-        try:
-            body = response.json()
-        except ValueError:
-            body = response.text.splitlines()
-        lines = [str(line) for line in body] if isinstance(body, list) else str(body).splitlines()
-        cleaned = [LOG_PREFIX.sub("", line).strip() for line in lines if line.strip()]
-        errors = [
-            line
-            for line, raw in zip(cleaned, lines, strict=False)
-            if "ERROR" in raw or "ERREUR" in raw.upper()
-        ]
-        return (errors or cleaned)[-keep:]
+        cleaned = [(LOG_PREFIX.sub("", line).strip(), line) for line in lines if line.strip()]
+        errors = [text for text, raw in cleaned if "ERROR" in raw or "ERREUR" in raw.upper()]
+        return (errors or [text for text, _ in cleaned])[-keep:]
 
     # ------------------------------------------------------------------------------------------------- upload
 
@@ -797,7 +804,7 @@ class Delivery:
         tree = self.client.get(f"{path}/tree", action="la lecture du contenu de la livraison")
         present = dict(_flatten(tree))
         lines = []
-        for local, remote in track.files:
+        for local, remote in track.files():
             size = local.stat().st_size
             lines.append(f"{_md5(local)}  {remote}\n")
             if present.get(remote) == size:
@@ -871,84 +878,6 @@ class Delivery:
 
     # ----------------------------------------------------------------------------------------- configurations
 
-    def layer_name(self, resource: ResourceFile) -> str:
-        prefix = self.config.layer_prefix or self.revision.organization.slug
-        name = slug(f"{prefix}_{Path(resource.name).stem}")
-        if not re.match(r"[A-Za-z_]", name):
-            name = f"_{name}"
-        return name[:80]
-
-    def config_name(self, resource: ResourceFile, config_type: str) -> str:
-        return f"{self.revision.title} – {resource.title or resource.name} ({config_type})"
-
-    def _bbox(self, resource: ResourceFile) -> dict[str, float] | None:
-        box = resource.extent_wgs84 or self.revision.extent_wgs84
-        if box is None:
-            return None
-        return {"west": box[0], "south": box[1], "east": box[2], "north": box[3]}
-
-    def _metadata_links(self) -> list[dict[str, str]]:
-        """Each configuration points at the record (§3, "Linking metadata to services")."""
-        identifier = file_identifier(self.pid)
-        return [
-            {"format": "application/xml", "url": self.csw_record_url(), "type": "ISO19115:2003"},
-            {
-                "format": "text/html",
-                "url": f"{self.config.catalogue_url.rstrip('/')}/dataset/{identifier}",
-                "type": "Other",
-            },
-        ]
-
-    def csw_record_url(self) -> str:
-        query = {
-            "SERVICE": "CSW",
-            "VERSION": "2.0.2",
-            "REQUEST": "GetRecordById",
-            "ID": file_identifier(self.pid),
-            "OUTPUTSCHEMA": "http://www.isotc211.org/2005/gmd",
-            "ELEMENTSETNAME": "full",
-        }
-        return f"{self.config.csw_url}?{urlencode(query)}"
-
-    def _common(self, plan: Plan, config_type: str) -> dict[str, Any]:
-        body: dict[str, Any] = {
-            "type": config_type,
-            "name": self.config_name(plan.resource, config_type),
-            "layer_name": self.layer_name(plan.resource),
-            "metadata": self._metadata_links(),
-        }
-        url = self.revision.landing_url or self.revision.public_url
-        if url:
-            body["attribution"] = {"title": self.revision.organization.name, "url": url}
-        return body
-
-    def _texts(self, plan: Plan) -> tuple[str, str, list[str]]:
-        title = (
-            self.revision.title
-            if len(self.revision.resources) == 1
-            else (f"{self.revision.title} – {plan.resource.title or plan.resource.name}")
-        )
-        abstract = plan.resource.description or self.revision.description or self.revision.title
-        return title, abstract, list(dict.fromkeys(self.revision.keywords))
-
-    def wfs_body(self, plan: Plan, stored: dict[str, Any], tables: list[dict[str, Any]]) -> dict[str, Any]:
-        title, abstract, keywords = self._texts(plan)
-        relations = []
-        for table in tables:
-            relation: dict[str, Any] = {
-                "native_name": table["name"],
-                "public_name": table["name"],
-                "title": title if len(tables) == 1 else f"{title} – {table['name']}",
-                "abstract": abstract,
-            }
-            if keywords:
-                relation["keywords"] = keywords
-            relations.append(relation)
-        infos: dict[str, Any] = {"used_data": [{"stored_data": stored["_id"], "relations": relations}]}
-        if bbox := self._bbox(plan.resource):
-            infos["bbox"] = bbox
-        return {**self._common(plan, "WFS"), "type_infos": infos}
-
     def styled_relations(self, resource: ResourceFile, tables: list[dict[str, Any]]) -> list[dict[str, str]]:
         """One default style per geometry family, uploaded as GEOSERVER-STYLE statics (§2.3)."""
         local: dict[str, str | None] = {}
@@ -995,68 +924,6 @@ class Delivery:
         statics[family] = static["_id"]
         self.save(f"style:{resource.name}:{family}")
         return str(static["_id"])
-
-    def wms_vector_body(
-        self, plan: Plan, stored: dict[str, Any], relations: list[dict[str, str]]
-    ) -> dict[str, Any]:
-        title, abstract, keywords = self._texts(plan)
-        infos: dict[str, Any] = {
-            "title": title,
-            "abstract": abstract,
-            "used_data": [{"stored_data": stored["_id"], "relations": relations}],
-        }
-        if keywords:
-            infos["keywords"] = keywords
-        if bbox := self._bbox(plan.resource):
-            infos["bbox"] = bbox
-        return {**self._common(plan, "WMS-VECTOR"), "type_infos": infos}
-
-    def vector_tms_body(
-        self, plan: Plan, pyramid: dict[str, Any], tables: list[dict[str, Any]]
-    ) -> dict[str, Any]:
-        _, abstract, _ = self._texts(plan)
-        relations = [
-            {"native_name": t["name"], "public_name": t["name"], "abstract": abstract} for t in tables
-        ]
-        infos = {"used_data": [{"stored_data": pyramid["_id"], "relations": relations}]}
-        return {**self._common(plan, "VECTOR-TMS"), "type_infos": infos}
-
-    def pyramid_body(self, plan: Plan, config_type: str, pyramid: dict[str, Any]) -> dict[str, Any]:
-        title, abstract, keywords = self._texts(plan)
-        levels = sorted((pyramid.get("type_infos") or {}).get("levels", []), key=lambda level: int(level))
-        if not levels:
-            raise PermanentConnectorError(f"La pyramide de « {plan.resource.name} » n'a aucun niveau.")
-        infos: dict[str, Any] = {
-            "title": title,
-            "abstract": abstract,
-            "used_data": [
-                {"stored_data": pyramid["_id"], "bottom_level": levels[-1], "top_level": levels[0]}
-            ],
-            "getfeatureinfo": {"stored_data": True},
-        }
-        if keywords:
-            infos["keywords"] = keywords
-        if bbox := self._bbox(plan.resource):
-            infos["bbox"] = bbox
-        if config_type == "WMS-RASTER":
-            infos["interpolation"] = "BICUBIC"
-        return {**self._common(plan, config_type), "type_infos": infos}
-
-    def download_body(self, plan: Plan, stored: dict[str, Any]) -> dict[str, Any]:
-        title, abstract, keywords = self._texts(plan)
-        item: dict[str, Any] = {
-            "sub_name": re.sub(r"[^A-Za-z0-9_.-]", "_", slug(Path(plan.resource.name).stem)),
-            "stored_data": stored["_id"],
-            "title": {"fr": plan.resource.title or plan.resource.name},
-        }
-        if plan.resource.format:
-            item["format"] = plan.resource.format
-        infos: dict[str, Any] = {"title": {"fr": title}, "abstract": {"fr": abstract}, "used_data": [item]}
-        if keywords:
-            infos["keywords"] = keywords
-        if self.revision.license:
-            infos["rights"] = self.revision.license
-        return {**self._common(plan, "DOWNLOAD"), "type_infos": infos}
 
     def publish_service(self, plan: Plan, config_type: str, body: dict[str, Any], data_digest: str) -> None:
         configuration = self.ensure_configuration(plan, config_type, body, data_digest)
@@ -1335,7 +1202,7 @@ class Delivery:
         state.update(
             published=True,
             endpoint=endpoint["_id"],
-            csw_url=self.csw_record_url(),
+            csw_url=self.bodies.csw_record_url(),
             type=kind,
             open_data=open_data,
         )

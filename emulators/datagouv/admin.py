@@ -5,9 +5,10 @@ It lets ``broker up`` and the tests provision organizations, users and API keys,
 switch fault injection and read-only mode at run time, and read the request log. No authentication: the
 emulator listens on loopback.
 
-- ``POST /_emulator/provision`` ``{"organization": {"slug", "name", "id"?}, "user": {...}?}``
-  -> ``{organization_id, organization_slug, user_id, api_key}``; idempotent per organization slug (the same
-  key comes back).
+- ``POST /_emulator/provision`` ``{"organization": {"slug", "name", "id"?}, "user": {...}?, "api_key"?}``
+  -> ``{organization_id, organization_slug, user_id, api_key, created}``; idempotent per organization slug
+  (the same key comes back). With ``api_key``, the user of that key (one service account for every
+  organization) becomes admin of the organization instead of a new user.
 - ``POST /_emulator/organizations`` ``{"name", "slug"?, "id"?}``; ``GET /_emulator/organizations``;
   ``POST /_emulator/organizations/{id}/members`` ``{"user_id", "role"}``.
 - ``POST /_emulator/users`` ``{"first_name", "last_name", "email", "sysadmin",
@@ -62,6 +63,10 @@ class UserIn(_Model):
 class ProvisionIn(_Model):
     organization: OrganizationIn
     user: UserIn | None = None
+    api_key: str | None = Field(
+        None,
+        description="Reuse the user of this key (a service account): it becomes admin of this organization.",
+    )
 
 
 class MemberIn(_Model):
@@ -133,12 +138,21 @@ def router(emu: Emulator) -> APIRouter:
             org = store.organization_by_slug(slug) or store.create_organization(
                 name=data.organization.name, slug=slug, org_id=data.organization.id
             )
-            spec = data.user or UserIn(first_name="Broker", last_name=org["name"])
-            user = store.create_user(
-                first_name=spec.first_name, last_name=spec.last_name, email=spec.email, sysadmin=spec.sysadmin
-            )
+            if data.api_key:
+                user, error = store.authenticate(data.api_key)
+                if user is None:
+                    raise ApiError(400, {"message": f"api_key cannot be reused: {error}"})
+                api_key = data.api_key
+            else:
+                spec = data.user or UserIn(first_name="Broker", last_name=org["name"])
+                user = store.create_user(
+                    first_name=spec.first_name,
+                    last_name=spec.last_name,
+                    email=spec.email,
+                    sysadmin=spec.sysadmin,
+                )
+                api_key = store.issue_token(user["id"], name="openig-broker")
             store.add_member(org["id"], user["id"], "admin")
-            api_key = store.issue_token(user["id"], name="openig-broker")
             # The emulator keeps the provisioned key in clear so provisioning is idempotent across restarts.
             record = {
                 "organization_id": org["id"],

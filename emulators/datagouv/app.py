@@ -159,6 +159,13 @@ class Emulator:
             raise ApiError(400, {"message": f"Failed to decode JSON object: {exc}"}) from None
 
     @staticmethod
+    def log_keys(request: Request, body: dict[str, Any]) -> None:
+        """Note the body's keys in the request log (``/_emulator/requests``), never the values."""
+        entry = request.scope.get("state", {}).get("log")
+        if entry is not None:
+            entry["body_keys"] = sorted(body)
+
+    @staticmethod
     def base(request: Request) -> str:
         return str(request.base_url).rstrip("/")
 
@@ -177,7 +184,7 @@ class Emulator:
 
     # ----------------------------------------------------------------------------------------- writes
 
-    def apply_dataset(self, dataset: Record, changes: dict[str, Any], base: str) -> None:
+    def apply_dataset(self, dataset: Record, changes: dict[str, Any]) -> None:
         """Save a validated change set; ``Dataset.clean`` and slug rules included. Call with the lock held."""
         stamp = iso()
         for key, value in changes.items():
@@ -675,6 +682,7 @@ def _dataset_routes(app: FastAPI, emu: Emulator) -> None:
     async def create_dataset(request: Request) -> Response:
         user = emu.secure(request, blocklisted=True)
         body = await emu.json_object(request)
+        emu.log_keys(request, body)
         with store.writing() as state:
             changes = forms.clean_dataset(
                 store, body, None, user=user, allow_local=emu.runtime.allow_local_urls
@@ -700,7 +708,7 @@ def _dataset_routes(app: FastAPI, emu: Emulator) -> None:
                 "access_type_reason": None,
                 "access_audiences": [],
             }
-            emu.apply_dataset(dataset, changes, emu.base(request))
+            emu.apply_dataset(dataset, changes)
             state["datasets"][dataset["id"]] = dataset
             payload = emu.dataset_payload(request, dataset, user)
         return emu.render(request, payload, 201)
@@ -735,10 +743,11 @@ def _dataset_routes(app: FastAPI, emu: Emulator) -> None:
                 raise ApiError(410, {"message": DELETED})
             emu.check_edit(dataset, user)
             body = emu.check_object(request, raw)
+            emu.log_keys(request, body)
             changes = forms.clean_dataset(
                 store, body, dataset, user=user, allow_local=emu.runtime.allow_local_urls
             )
-            emu.apply_dataset(dataset, changes, emu.base(request))
+            emu.apply_dataset(dataset, changes)
             payload = emu.dataset_payload(request, dataset, user)
         return emu.render(request, payload)
 

@@ -73,6 +73,8 @@ class FileExists(Exception):
 
 
 class Store:
+    SAVE_DELAY = 0.2
+
     def __init__(self, state_dir: Path | None = None) -> None:
         self.lock = threading.RLock()
         self.state_dir = Path(state_dir) if state_dir is not None else None
@@ -86,6 +88,8 @@ class Store:
         (self.files_dir / "resources").mkdir(parents=True, exist_ok=True)
         (self.files_dir / "chunks").mkdir(parents=True, exist_ok=True)
         self.state = _empty_state()
+        self._dirty = False
+        self._timer: threading.Timer | None = None
         self._load()
 
     # ----------------------------------------------------------------------------------------- persistence
@@ -105,12 +109,33 @@ class Store:
         logger.info("data.gouv.fr emulator: state loaded from %s", path)
 
     def save(self) -> None:
-        """Persist the state (no-op without a state directory). Call with the lock held."""
+        """Schedule a write of the state (no-op without a state directory).
+
+        Writes are coalesced: at most one every ``SAVE_DELAY`` seconds, and :meth:`close` (the server's
+        shutdown) writes whatever is pending, so a clean restart loses nothing.
+        """
+        if self.state_file is None:
+            return
+        with self.lock:
+            self._dirty = True
+            if self._timer is None:
+                self._timer = threading.Timer(self.SAVE_DELAY, self.flush)
+                self._timer.daemon = True
+                self._timer.start()
+
+    def flush(self) -> None:
+        """Write the state now if it changed (atomic replace of state.json)."""
         path = self.state_file
         if path is None:
             return
+        with self.lock:
+            self._timer = None
+            if not self._dirty:
+                return
+            text = json.dumps(self.state, ensure_ascii=False, default=str)
+            self._dirty = False
         tmp = path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(self.state, ensure_ascii=False, default=str), encoding="utf-8")
+        tmp.write_text(text, encoding="utf-8")
         os.replace(tmp, path)
 
     @contextlib.contextmanager
@@ -129,6 +154,10 @@ class Store:
                 (self.files_dir / folder).mkdir(parents=True, exist_ok=True)
 
     def close(self) -> None:
+        with self.lock:
+            if self._timer is not None:
+                self._timer.cancel()
+        self.flush()
         if self._tmp is not None:
             self._tmp.cleanup()
             self._tmp = None

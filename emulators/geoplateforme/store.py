@@ -435,10 +435,19 @@ class Store:
     # uploads: CLOSED -> CHECKING -> CLOSED | UNSTABLE (§2.1; UNSTABLE after a failure is UNCONFIRMED)
 
     def close_upload(self, upload: dict[str, Any]) -> None:
+        """Close and run the checks every upload of this type gets (§2.1 step 5)."""
+        defaults = [
+            c["_id"] for c in self.data["checks"].values() if upload["type"] in c["default_uploads_check"]
+        ]
+        upload["status"] = "CLOSED"
+        upload["__"]["checks"] = []
+        self.run_checks(upload, defaults)
+
+    def run_checks(self, upload: dict[str, Any], check_ids: list[str]) -> None:
+        """Start check executions on a closed upload; they pass WAITING -> PROGRESS -> SUCCESS | FAILURE."""
         executions = []
-        for check in self.data["checks"].values():
-            if upload["type"] not in check["default_uploads_check"]:
-                continue
+        for check_id in check_ids:
+            check = self.data["checks"][check_id]
             execution: dict[str, Any] = {
                 "_id": new_id(),
                 "check": {"_id": check["_id"], "name": check["name"]},
@@ -449,15 +458,15 @@ class Store:
             self.add("check_executions", upload["__"]["datastore"], execution)
             execution["__"]["logs"] = []
             executions.append(execution["_id"])
-        upload["status"] = "CLOSED"
-        upload["__"]["checks"] = executions
+        upload["__"]["checks"] = [*upload["__"].get("checks", []), *executions]
+        upload["__"]["pending"] = executions
         upload["__"]["phase"] = "closed"
         self.schedule(upload)
 
     def _tick_upload(self, upload: dict[str, Any], private: dict[str, Any]) -> None:
         executions = [
             self.data["check_executions"][i]
-            for i in private.get("checks", [])
+            for i in private.get("pending", private.get("checks", []))
             if i in self.data["check_executions"]
         ]
         if private.get("phase") == "closed":
@@ -477,6 +486,12 @@ class Store:
                 execution["finish"] = now_iso()
                 execution["__"]["logs"] = result.logs
                 passed = passed and result.passed
+            others = [
+                self.data["check_executions"][i]["status"]
+                for i in private.get("checks", [])
+                if i in self.data["check_executions"] and i not in private.get("pending", [])
+            ]
+            passed = passed and "FAILURE" not in others
             upload["status"] = "CLOSED" if passed else "UNSTABLE"
             upload["size"] = sum(path.stat().st_size for path in checks.data_files(root))
         private["phase"] = None

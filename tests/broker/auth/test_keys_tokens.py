@@ -85,7 +85,7 @@ def test_issued_token_has_keycloak_shape(settings: Settings) -> None:
         settings=settings,
     )
     claims = unverified_claims(token)
-    assert claims["iss"] == settings.effective_token_issuer == "http://127.0.0.1:8000/local"
+    assert claims["iss"] == settings.effective_token_issuer == "urn:openig-broker:local"
     assert claims["aud"] == "broker-api"
     assert claims["sub"] == "agent-sig-42"
     assert claims["realm_access"] == {"roles": ["producer"]}

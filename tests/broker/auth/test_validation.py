@@ -243,7 +243,7 @@ def test_jwks_is_cached(oidc_provider: OIDCProvider, validator: TokenValidator, 
 def test_local_token_is_accepted(validator: TokenValidator, settings: Settings) -> None:
     verified = validator.validate(sign_local(settings))
     assert verified.local is True
-    assert verified.issuer == "http://127.0.0.1:8000/local"
+    assert verified.issuer == "urn:openig-broker:local"
 
 
 def test_typ_header_is_not_checked(validator: TokenValidator, settings: Settings) -> None:

@@ -4,7 +4,7 @@
 - ``organization`` (function): a fresh organization and its API key, provisioned like ``broker up`` does.
 - ``connector`` (function, factory): a :class:`DatagouvConnector` against the emulator.
 - ``make_revision`` (function, factory): a :class:`PublicationRevision` with real files under ``tmp_path``.
-- :func:`deliver`: the broker's retry loop in miniature (retries on TransientConnectorError, keeps checkpoints).
+- :func:`deliver`: the broker's retry loop in miniature (retries transient errors, keeps checkpoints).
 """
 
 from __future__ import annotations

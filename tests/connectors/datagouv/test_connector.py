@@ -80,8 +80,13 @@ def test_publish_creates_dataset_with_extras_private_tags_and_resources(
         "arrets.geojson",
     }
 
-    # Every write carried `private`, and each upload was followed by a metadata PUT (uploads overwrite titles).
+    # Each upload was followed by a metadata PUT (uploads overwrite titles, research §3).
     log = emulator.requests(since)
+    dataset_writes = [
+        e for e in log if e["method"] in ("POST", "PUT") and e["path"].startswith("/api/1/datasets/")
+    ]
+    dataset_writes = [e for e in dataset_writes if e.get("body_keys") and "title" in e["body_keys"]]
+    assert dataset_writes and all("private" in e["body_keys"] for e in dataset_writes)
     uploads = [e for e in log if e["method"] == "POST" and e["path"].endswith("/upload/")]
     puts = [
         e for e in log if e["method"] == "PUT" and "/resources/" in e["path"] and e["path"].count("/") > 6
@@ -113,6 +118,9 @@ def test_update_replaces_only_the_changed_file(
     before = api_get(emulator, organization, f"datasets/{first.remote['dataset']}/")
     by_name = {r["extras"][RESOURCE_KEY]["name"]: r for r in before["resources"]}
 
+    hashed: list[str] = []
+    digest = dg._digest
+    dg._digest = lambda resource: (hashed.append(resource.name), digest(resource))[1]  # type: ignore[method-assign]
     changed = GPKG + b"nouveaux troncons"
     revision = make_revision(
         revision=2, title="Pistes cyclables 2025", files={"pistes.gpkg": changed, "notice.pdf": PDF}
@@ -130,6 +138,14 @@ def test_update_replaces_only_the_changed_file(
     assert now["notice.pdf"] == by_name["notice.pdf"] | {"last_modified": now["notice.pdf"]["last_modified"]}
     uploads = [e["path"] for e in emulator.requests(since) if e["method"] == "POST" and "upload" in e["path"]]
     assert uploads == [f"/api/1/datasets/{after['id']}/resources/{by_name['pistes.gpkg']['id']}/upload/"]
+    assert hashed == ["pistes.gpkg"]  # the ledger proved notice.pdf unchanged without reading it
+    puts = [
+        e
+        for e in emulator.requests(since)
+        if e["method"] == "PUT" and e["path"] == f"/api/1/datasets/{after['id']}/"
+    ]
+    assert len(puts) == 1 and {"private", "title", "tags"} <= set(puts[0]["body_keys"])
+    assert "extras" not in puts[0]["body_keys"] and "organization" not in puts[0]["body_keys"]
 
 
 def test_update_deletes_resources_dropped_from_the_revision(
@@ -200,7 +216,7 @@ def test_withdraw_archive_mode(
 def test_restricted_publication_sends_metadata_only(
     emulator: EmulatorAdmin, organization: Org, connector: ConnectorFactory, make_revision: RevisionFactory
 ) -> None:
-    """It should send no file, set access_type restricted and the access-request URL; the licence is nulled."""
+    """It should send no file, set access_type restricted and the access-request URL; no licence."""
     revision = make_revision(
         files={"parcelles.gpkg": GPKG},
         access="restricted",

@@ -1,4 +1,4 @@
-"""The data.gouv.fr emulator's routes, validation rules and error bodies (research/datagouv-api.md), in process."""
+"""The data.gouv.fr emulator's routes, validation rules and error bodies (research/datagouv-api.md)."""
 
 from __future__ import annotations
 
@@ -104,6 +104,15 @@ def test_provision_is_idempotent(site: Site) -> None:
     assert again.json()["organization_id"] == site.org and again.json()["api_key"] == site.key
 
 
+def test_provision_one_service_account_for_several_organizations(site: Site) -> None:
+    gard = site.client.post(
+        "/_emulator/provision", json={"organization": {"slug": "gard", "name": "Gard"}, "api_key": site.key}
+    ).json()
+    assert gard["api_key"] == site.key and gard["organization_id"] != site.org
+    me = site.client.get("/api/1/me/", headers=site.headers).json()
+    assert {o["slug"] for o in me["organizations"]} == {"herault", "gard"}
+
+
 # --------------------------------------------------------------------------------------------- validation
 
 
@@ -192,7 +201,7 @@ def test_restricted_access_forces_license_to_null(site: Site) -> None:
     assert dataset["authorization_request_url"] == "https://openig.example/demande"
 
 
-# --------------------------------------------------------------------------------------------- update semantics
+# ----------------------------------------------------------------------------------------- update semantics
 
 
 def test_put_keeps_omitted_keys_and_private(site: Site) -> None:

@@ -127,7 +127,8 @@ MONTPELLIER_BBOX = (3.8070, 43.5667, 3.9413, 43.6533)
                 },
             },
         ),
-        ({"extent_wgs84": (3.9413, 43.6533, 3.8070, 43.5667)}, {"zones": [], "geom": None}),  # corners swapped
+        # Corners swapped: not a bbox.
+        ({"extent_wgs84": (3.9413, 43.6533, 3.8070, 43.5667)}, {"zones": [], "geom": None}),
         ({"extent_wgs84": (200.0, 43.5, 201.0, 43.6)}, {"zones": [], "geom": None}),
         ({}, {"zones": [], "geom": None}),
         ({"spatial_zones": ("Montpellier",)}, {"zones": [], "geom": None}),  # not a geoid: pre-flight error
@@ -220,6 +221,19 @@ def test_url_problems(url: str, allow_local: bool, problem: str | None) -> None:
 )
 def test_upload_extensions(name: str, allowed: bool) -> None:
     assert mapping.upload_allowed(name) is allowed
+
+
+@pytest.mark.parametrize(
+    ("name", "stored"),
+    [
+        ("Pistes Cyclables 2024.GPKG", "pistes-cyclables-2024.gpkg"),
+        ("compteurs_vélo.csv", "compteurs-velo.csv"),
+        ("Œuvres d'art.geojson", "oeuvres-d-art.geojson"),
+    ],
+)
+def test_stored_filename(name: str, stored: str) -> None:
+    """The name udata stores an upload under; the upload's title is this name (research §3)."""
+    assert mapping.stored_filename(name) == stored
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from connectors.base import Contact, OrganizationRef, PublicationRevision, ResourceFile, Temporal
+from connectors.base import Contact, LedgerEntry, OrganizationRef, PublicationRevision, ResourceFile, Temporal
 
 
 def _wkb_line(coords: list[tuple[float, float]]) -> bytes:
@@ -161,3 +161,28 @@ def revision(
     }
     values.update(extra)
     return PublicationRevision(**values)
+
+
+class Killed(Exception):
+    """Stands for a worker killed at a step boundary."""
+
+
+class Recorder:
+    """A checkpoint callback that keeps every ledger, like the broker's database would."""
+
+    def __init__(self, kill_after: str | None = None) -> None:
+        self.ledgers: list[LedgerEntry] = []
+        self.kill_after = kill_after
+
+    def __call__(self, ledger: LedgerEntry) -> None:
+        self.ledgers.append(ledger)
+        if self.kill_after and ledger.step and ledger.step.endswith(self.kill_after):
+            raise Killed(ledger.step)
+
+    @property
+    def steps(self) -> list[str]:
+        return [ledger.step or "" for ledger in self.ledgers]
+
+    @property
+    def last(self) -> LedgerEntry:
+        return self.ledgers[-1]

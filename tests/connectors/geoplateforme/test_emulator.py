@@ -153,6 +153,14 @@ def test_upload_checks_pass_and_a_wrong_md5_makes_the_upload_unstable(emulator: 
         assert failed["check"]["name"] == "Vérification standard"
         logs = api.get(f"/checks/executions/{failed['_id']}/logs").json()
         assert any("signature MD5 du fichier data/pistes.gpkg est différente" in line for line in logs)
+        # More checks can be run on a closed upload: a raster check on vector data fails.
+        raster = api.get("/checks", params={"name": "Vérification raster"}).json()[0]["_id"]
+        api.post(f"/uploads/{good['_id']}/checks", json={"checks": [raster]}).raise_for_status()
+        report = _wait(
+            api, f"/uploads/{good['_id']}/checks", lambda body: not body["asked"] and not body["in_progress"]
+        )
+        assert [item["check"]["name"] for item in report["failed"]] == ["Vérification raster"]
+        assert api.get(f"/uploads/{good['_id']}").json()["status"] == "UNSTABLE"
         # Files cannot be added once closed.
         with gpkg.open("rb") as handle:
             refused = api.post(

@@ -15,8 +15,7 @@ from connectors.base import (
     TransientConnectorError,
 )
 from connectors.geoplateforme.auth import totp
-from tests.connectors.geoplateforme.samples import resource, revision, write_gpkg
-from tests.connectors.geoplateforme.test_publish import Recorder
+from tests.connectors.geoplateforme.samples import Recorder, resource, revision, write_gpkg
 
 
 def test_5xx_answers_are_transient_and_the_next_attempt_resumes(

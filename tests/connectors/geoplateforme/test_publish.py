@@ -12,6 +12,8 @@ from lxml import etree
 from connectors.base import LedgerEntry, PermanentConnectorError
 from connectors.geoplateforme.metadata import file_identifier
 from tests.connectors.geoplateforme.samples import (
+    Killed,
+    Recorder,
     resource,
     revision,
     write_geotiff,
@@ -21,31 +23,6 @@ from tests.connectors.geoplateforme.samples import (
 
 GMD = "{http://www.isotc211.org/2005/gmd}"
 GCO = "{http://www.isotc211.org/2005/gco}"
-
-
-class Killed(Exception):
-    """Stands for a worker killed at a step boundary."""
-
-
-class Recorder:
-    """A checkpoint callback that keeps every ledger, like the broker's database would."""
-
-    def __init__(self, kill_after: str | None = None) -> None:
-        self.ledgers: list[LedgerEntry] = []
-        self.kill_after = kill_after
-
-    def __call__(self, ledger: LedgerEntry) -> None:
-        self.ledgers.append(ledger)
-        if self.kill_after and ledger.step and ledger.step.endswith(self.kill_after):
-            raise Killed(ledger.step)
-
-    @property
-    def steps(self) -> list[str]:
-        return [ledger.step or "" for ledger in self.ledgers]
-
-    @property
-    def last(self) -> LedgerEntry:
-        return self.ledgers[-1]
 
 
 def _live(emulator: Any, org: dict[str, Any]) -> dict[str, int]:
@@ -120,18 +97,40 @@ def test_geotiff_ends_as_a_published_wmts(emulator: Any, make_connector: Any, tm
     org = emulator.organisation()
     connector = make_connector(org)
     tif = resource(write_geotiff(tmp_path / "orthophoto_2024.tif"))
-    rev = revision("pub-raster-1", (tif,), services=("wmts",), title="Orthophotographie 2024")
+    rev = revision("pub-raster-1", (tif,), services=("wmts", "wms"), title="Orthophotographie 2024")
 
     ledger = connector.publish(rev, LedgerEntry())
 
-    (offering,) = ledger.remote["offerings"].values()
-    assert offering["type"] == "WMTS-TMS"
+    offerings = ledger.remote["offerings"]
+    assert sorted(offering["type"] for offering in offerings.values()) == ["WMS-RASTER", "WMTS-TMS"]
     with emulator.api(org) as api:
-        assert api.get(f"/offerings/{offering['id']}").json()["status"] == "PUBLISHED"
+        for offering in offerings.values():
+            assert api.get(f"/offerings/{offering['id']}").json()["status"] == "PUBLISHED"
         stored_id = ledger.remote["resources"]["orthophoto_2024.tif"]["stored_data"]["raster"]
         pyramid = api.get(f"/stored_data/{stored_id}").json()
         assert pyramid["type"] == "ROK4-PYRAMID-RASTER" and pyramid["type_infos"]["tms"] == "PM"
+        # 5 m pixels: the pyramid goes down to PM level 15 (§2.2 raster-pyramid parameters).
+        assert pyramid["type_infos"]["levels"][-1] == "15"
     assert any("SERVICE=WMTS" in url for url in ledger.urls)
+    assert any("/tms/1.0.0/" in url for url in ledger.urls)
+    assert emulator.state(org["datastore_id"])["created"]["stored_data"] == 1  # one pyramid for both
+
+
+def test_vector_tiles_are_computed_from_the_integrated_data(
+    emulator: Any, make_connector: Any, tmp_path: Path
+) -> None:
+    org = emulator.organisation()
+    rev = revision("pub-tiles-1", (resource(write_gpkg(tmp_path / "pistes.gpkg")),), services=("wfs", "wmts"))
+
+    ledger = make_connector(org).publish(rev, LedgerEntry())
+
+    stored = ledger.remote["resources"]["pistes.gpkg"]["stored_data"]
+    assert set(stored) == {"vector", "tiles"}
+    assert ledger.remote["offerings"]["pistes.gpkg:VECTOR-TMS"]["status"] == "PUBLISHED"
+    assert any(url.endswith(".pbf") for url in ledger.urls)
+    with emulator.api(org) as api:
+        pyramid = api.get(f"/stored_data/{stored['tiles']}").json()
+    assert pyramid["type"] == "ROK4-PYRAMID-VECTOR"
 
 
 def test_a_worker_killed_after_closing_the_upload_resumes_at_the_processing(

@@ -267,3 +267,16 @@ def test_preflight_reads_blobs_without_extension(tmp_path: Path) -> None:
     problems = GeoplateformeConnector(_config()).preflight(revision("p", (csv,)))
     assert _codes(problems) == [("warning", "table_renamed")]
     assert "« arrets_de_bus »" in problems[0].message
+
+
+def test_preflight_warns_about_a_csv_without_geometry(tmp_path: Path) -> None:
+    path = tmp_path / "comptages.csv"
+    path.write_text("id,compteur,passages\n1,Lez,1250\n", encoding="utf-8")
+    problems = GeoplateformeConnector(_config()).preflight(revision("p", (resource(path),)))
+    assert _codes(problems) == [("warning", "csv_without_geometry")]
+    located = tmp_path / "arrets.csv"
+    located.write_text("id,nom,lon,lat\n1,Comédie,3.8797,43.6084\n", encoding="utf-8")
+    assert (
+        GeoplateformeConnector(_config()).preflight(revision("p", (resource(located, crs="EPSG:4326"),)))
+        == []
+    )

@@ -1,0 +1,1 @@
+"""Metadata: the publication as the platforms receive it (ISO 19139, DCAT)."""

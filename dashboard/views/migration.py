@@ -1,0 +1,110 @@
+"""Page *Migration*: progress towards the national platforms over time, per organisation and per need."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import streamlit as st
+
+from dashboard import charts, data, labels, session, ui
+from dashboard.client import ApiError, BrokerClient
+
+
+def category_split(client: BrokerClient) -> dict[str, int]:
+    """Active publications per overall category (A, B, C), from the publications list."""
+    return {
+        category: int(client.publications(state="active", category=category, limit=1).get("total") or 0)
+        for category in ("A", "B", "C")
+    }
+
+
+def show_split(split: dict[str, int]) -> None:
+    columns = st.columns(3)
+    for column, category in zip(columns, ("A", "B", "C"), strict=True):
+        column.metric(f"Catégorie {category}", split.get(category, 0), help=labels.CATEGORY_MEANING[category])
+
+
+def main() -> None:
+    ui.require_login()
+    st.title("Migration vers les plateformes nationales")
+    client = session.client()
+    try:
+        split = category_split(client)
+    except ApiError as error:
+        session.show_error(error)
+        return
+    try:
+        stats: dict[str, Any] | None = client.migration_stats()
+    except ApiError as error:
+        if not error.unavailable:
+            session.show_error(error, "Statistiques")
+            return
+        stats = None
+
+    if stats is None:
+        session.coming_soon("Progression dans le temps")
+        st.markdown("**Répartition actuelle des publications actives par catégorie**")
+        show_split(split)
+        return
+
+    totals = stats.get("totals") or {}
+    share = data.national_share(totals)
+    a, b, c, d = st.columns(4)
+    a.metric("Publications", labels.french_number(totals.get("publications") or 0))
+    b.metric("Servies nationalement", labels.percent(share))
+    c.metric(
+        "Nationales seulement / régionales seulement",
+        f"{totals.get('national', 0)} / {totals.get('regional', 0)}",
+    )
+    d.metric("Servies des deux côtés", totals.get("both", 0))
+    st.caption(
+        f"Volumes : {labels.file_size(totals.get('bytes_national'))} au national, "
+        f"{labels.file_size(totals.get('bytes_regional'))} en régional · statistiques du "
+        f"{labels.french_datetime(stats.get('generated_at'))}."
+    )
+    show_split(split)
+
+    history = data.history_rows(stats.get("history") or [])
+    if history:
+        st.altair_chart(charts.share_over_time(history), width="stretch")
+    else:
+        st.caption("Pas encore d'historique.")
+
+    left, right = st.columns(2)
+    by_org = data.breakdown_rows(stats.get("by_organization"), ["organization", "name", "slug"])
+    by_need = data.breakdown_rows(stats.get("by_need"), ["need_title", "need", "title"])
+    with left:
+        st.subheader("Par organisation")
+        if by_org:
+            st.altair_chart(charts.breakdown(by_org, "Publications par organisation"), width="stretch")
+            st.dataframe(by_org, hide_index=True, width="stretch")
+        else:
+            st.caption("Aucune donnée.")
+    with right:
+        st.subheader("Par besoin")
+        if by_need:
+            st.altair_chart(charts.breakdown(by_need, "Publications par besoin"), width="stretch")
+            st.dataframe(by_need, hide_index=True, width="stretch")
+        else:
+            st.caption("Aucune donnée.")
+    by_platform = data.breakdown_rows(stats.get("by_platform"), ["platform", "target", "name"])
+    if by_platform:
+        st.subheader("Par plateforme")
+        st.dataframe(by_platform, hide_index=True, width="stretch")
+
+    st.subheader("Migrations")
+    try:
+        migrations = client.migrations()
+    except ApiError as error:
+        if error.unavailable:
+            session.coming_soon("Suivi des migrations")
+        else:
+            session.show_error(error, "Migrations")
+        return
+    if migrations:
+        st.dataframe(migrations, hide_index=True, width="stretch")
+    else:
+        st.caption("Aucune migration enregistrée.")
+
+
+main()
