@@ -38,6 +38,10 @@ def create_celery() -> Celery:
             # intake: remote syncs and upload cleanup (Intake issue)
             "broker.remote.tasks",
             "broker.uploads.tasks",
+            # gaps and migration (National gaps and migration issue)
+            "broker.gaps.tasks",
+            "broker.migration.tasks",
+            "broker.stats.tasks",
         ],
     )
     redis_url = settings.effective_redis_url()
@@ -78,6 +82,31 @@ def create_celery() -> Celery:
                 "options": {"queue": "default"},
             },
             # --- end intake ---
+            # --- gaps and migration (National gaps and migration issue) ---
+            # Each tick moves every migration item one step, from the database: a killed worker loses
+            # nothing, and an expired tick is dropped (the next one does its work).
+            "advance-migrations": {
+                "task": "migration.advance",
+                "schedule": timedelta(seconds=3),
+                "options": {"queue": "default", "expires": 6},
+            },
+            "probe-gaps": {
+                "task": "gaps.probe",
+                "schedule": timedelta(minutes=15),
+                "options": {"queue": "default", "expires": 600},
+            },
+            # Today's row of the migration history, kept current; the full summary rebuild once a day.
+            "snapshot-migration-stats": {
+                "task": "stats.snapshot",
+                "schedule": timedelta(hours=1),
+                "options": {"queue": "default", "expires": 1800},
+            },
+            "rebuild-migration-stats": {
+                "task": "stats.rebuild",
+                "schedule": timedelta(hours=24),
+                "options": {"queue": "default", "expires": 3600},
+            },
+            # --- end gaps and migration ---
         },
         beat_schedule_filename=str(settings.run_dir / "celerybeat-schedule"),
     )

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy import String, and_, cast, func, or_
-from sqlalchemy.sql import Select
 from sqlmodel import Session, col, select
 
 from broker.classification.overlay import GapState
@@ -68,59 +66,9 @@ def history(session: Session, gap_id: str) -> list[GapHistory]:
 # --------------------------------------------------------------------------------------------- waiting
 
 
-def current_needs() -> Select[Any]:
-    """Rows (publication id, need, category, platforms as text) of each active publication's current
-    decision: the decision of the revision whose number is the publication's ``revision``."""
-    return (
-        select(
-            DecisionNeed.publication_id,
-            DecisionNeed.need,
-            DecisionNeed.category,
-            cast(DecisionNeed.platforms, String).label("platforms"),
-        )
-        .join(Decision, col(Decision.id) == col(DecisionNeed.decision_id))
-        .join(Revision, col(Revision.id) == col(Decision.revision_id))
-        .join(
-            Publication,
-            and_(
-                col(Publication.id) == col(Revision.publication_id),
-                col(Publication.revision) == col(Revision.number),
-            ),
-        )
-        .where(col(Publication.state) == "active")
-    )
-
-
 def _platform_in(platform: str) -> Any:
     # platforms is a JSON list; its text form quotes each id, on SQLite and on PostgreSQL alike.
     return cast(DecisionNeed.platforms, String).like(f'%"{platform}"%')
-
-
-def waiting_counts(session: Session) -> dict[tuple[str, str], int]:
-    """(need, platform) -> active publications whose current decision has that need as B on it."""
-    query = (
-        select(
-            DecisionNeed.need,
-            cast(DecisionNeed.platforms, String),
-            func.count(func.distinct(DecisionNeed.publication_id)),
-        )
-        .join(Decision, col(Decision.id) == col(DecisionNeed.decision_id))
-        .join(Revision, col(Revision.id) == col(Decision.revision_id))
-        .join(
-            Publication,
-            and_(
-                col(Publication.id) == col(Revision.publication_id),
-                col(Publication.revision) == col(Revision.number),
-            ),
-        )
-        .where(col(Publication.state) == "active", col(DecisionNeed.category) == "B")
-        .group_by(DecisionNeed.need, cast(DecisionNeed.platforms, String))
-    )
-    counts: dict[tuple[str, str], int] = {}
-    for need, platforms, count in session.exec(query):  # type: ignore[call-overload]
-        for platform in json.loads(platforms or "[]"):
-            counts[(need, platform)] = counts.get((need, platform), 0) + int(count)
-    return counts
 
 
 def waiting_publications(

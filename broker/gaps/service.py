@@ -117,8 +117,16 @@ def view(gap: Gap, *, waiting: int, on: date | None = None, rules: Rules | None 
     }
 
 
+def waiting_counts(session: Session) -> dict[tuple[str, str], int]:
+    """(need, platform) -> publications waiting, counted on the metrics' summary (a GROUP BY over one row
+    per publication, not a join over every decision's needs)."""
+    from broker.stats import service as stats
+
+    return stats.waiting_by_cell(session)
+
+
 def list_view(session: Session, *, on: date | None = None) -> list[dict[str, Any]]:
-    counts = repository.waiting_counts(session)
+    counts = waiting_counts(session)
     rules = classification.current_rules()
     return [
         view(gap, waiting=counts.get((gap.need, gap.platform), 0), on=on, rules=rules)
@@ -142,7 +150,7 @@ def detail_view(session: Session, gap: Gap, *, on: date | None = None, limit: in
     from broker.migration import service as migration
 
     waiting = repository.waiting_publications(session, gap.need, gap.platform, limit=limit)
-    counts = repository.waiting_counts(session)
+    counts = waiting_counts(session)
     body = view(gap, waiting=counts.get((gap.need, gap.platform), 0), on=on)
     body["history"] = [
         {

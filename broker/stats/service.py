@@ -5,7 +5,7 @@ Everything is counted by the database. The per-publication facts (current catego
 present, current resources and bytes, current deliveries) live in ``publication_summary``, refreshed before
 each answer for the publications whose rows changed since the last refresh: the ``updated_at`` of
 publication, ledger and delivery rows (indexed), read with a margin so that a transaction committed late is
-not missed. Then a handful of GROUP BY queries answer. A full rebuild runs with the daily snapshot and
+not missed. Then a handful of GROUP BY queries answer. A full rebuild runs daily (``stats.rebuild``) and
 whenever the summary is empty.
 """
 
@@ -221,10 +221,10 @@ def history(session: Session) -> list[dict[str, Any]]:
 # --------------------------------------------------------------------------------------------- snapshots
 
 
-def snapshot(session: Session, *, on: date | None = None, full: bool = True) -> dict[str, Any]:
-    """Write today's rows of ``migration_snapshot`` (replacing today's earlier ones); the metrics written.
+def snapshot(session: Session, *, on: date | None = None, full: bool = False) -> dict[str, Any]:
+    """Write the day's rows of ``migration_snapshot`` (replacing that day's earlier ones); the metrics.
 
-    ``full`` rebuilds the whole summary first (the daily run), which also repairs anything a refresh missed.
+    ``full`` recomputes the whole summary first, in this transaction (tests, small deployments).
     """
     day = on or today()
     refresh(session, full=full)
@@ -260,9 +260,9 @@ def snapshot(session: Session, *, on: date | None = None, full: bool = True) -> 
 
 
 def snapshot_now() -> dict[str, Any]:
-    """The daily beat task: one transaction."""
+    """The periodic beat task: today's rows, from a summary refreshed for what changed."""
     with session_scope() as session:
-        stats = snapshot(session)
+        stats = snapshot(session, full=False)
     logger.info(
         "migration snapshot: %d publications, national share %.1f%%",
         stats["totals"]["publications"],
@@ -271,6 +271,16 @@ def snapshot_now() -> dict[str, Any]:
     return {"publications": stats["totals"]["publications"], "national": stats["totals"]["national"]}
 
 
-def refresh_now() -> int:
+def rebuild() -> int:
+    """Recompute every publication's summary row, one transaction per chunk (the daily beat task).
+
+    A refresh reads only what changed since the last one; this repairs anything it could have missed (a
+    transaction that committed later than the margin). Committing per chunk keeps SQLite's write lock short.
+    """
     with session_scope() as session:
-        return refresh(session)
+        ids = repository.all_publication_ids(session)
+    started = utcnow()
+    for start in range(0, len(ids), repository.CHUNK):
+        with session_scope() as session:
+            _refresh_chunk(session, ids[start : start + repository.CHUNK], started)
+    return len(ids)

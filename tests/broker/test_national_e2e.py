@@ -13,7 +13,7 @@ from lxml import etree
 from rdflib import Graph
 from rdflib.namespace import DCAT, DCTERMS
 
-from tests.broker.test_spine_e2e import authed, geojson, manifest, post, register, wait_for
+from tests.broker.test_spine_e2e import ORG, authed, geojson, manifest, post, register, wait_for
 
 pytestmark = pytest.mark.servers
 
@@ -133,3 +133,46 @@ def test_datagouv_field_error_reaches_the_producer(broker_stack: Any, national_e
     assert datagouv["state"] == "failed"
     assert datagouv["last_error"] and datagouv["error_fields"], datagouv
     assert "spatial" in json.dumps(datagouv["error_fields"]) or "zone" in datagouv["last_error"].lower()
+
+
+def test_reconcile_repairs_a_resource_deleted_behind_the_brokers_back(
+    broker_stack: Any, national_emulators: Any
+) -> None:
+    stack = broker_stack(env=national_emulators.env)
+    register(stack)
+    client = authed(stack)
+    body = manifest(["compteurs.geojson"], title="Compteurs vélo", services=["download"], portals=[])
+    response = post(client, "/api/v1/publications", body, {"compteurs.geojson": geojson("Compteur")})
+    assert response.status_code == 202, response.text
+    publication_id = response.json()["id"]
+    final = wait_for(client, publication_id, all_settled, timeout=120)
+    dataset_id = final["ledger"]["datagouv"]["remote"]["dataset"]
+
+    # Someone deletes the file on data.gouv.fr by hand, with the organisation's key.
+    key = httpx.post(
+        f"{national_emulators.datagouv_url}/_emulator/provision",
+        json={"organization": {"slug": ORG, "name": "Montpellier Méditerranée Métropole"}},
+    ).json()["api_key"]
+    dataset = httpx.get(f"{national_emulators.datagouv_url}/api/1/datasets/{dataset_id}/").json()
+    hosted = [r for r in dataset["resources"] if r["filetype"] == "file"]
+    assert len(hosted) == 1
+    deleted = httpx.delete(
+        f"{national_emulators.datagouv_url}/api/1/datasets/{dataset_id}/resources/{hosted[0]['id']}/",
+        headers={"X-API-KEY": key},
+    )
+    assert deleted.status_code == 204
+
+    report = stack.cli("reconcile", "datagouv")
+    assert report.returncode == 1, report.stdout + report.stderr  # drift found, not repaired
+    assert publication_id in report.stdout and "écart" in report.stdout
+
+    repaired = stack.cli("reconcile", "datagouv", "--repair")
+    assert repaired.returncode == 0, repaired.stdout + repaired.stderr
+    dataset = httpx.get(f"{national_emulators.datagouv_url}/api/1/datasets/{dataset_id}/").json()
+    assert len([r for r in dataset["resources"] if r["filetype"] == "file"]) == 1
+    clean = stack.cli("reconcile", "datagouv")
+    assert clean.returncode == 0, clean.stdout
+    actions = [
+        e["action"] for e in client.get("/api/v1/events", params={"publication": publication_id}).json()
+    ]
+    assert "ledger.reconciled" in actions
