@@ -269,6 +269,48 @@ def org_list(data_dir: DataDir = None) -> None:
             typer.echo(f"{organization.slug}\t{organization.name}")
 
 
+@org_app.command("credentials")
+def org_credentials(
+    slug: str,
+    target: Annotated[str, typer.Argument(help="datagouv or geoplateforme")],
+    fields: Annotated[
+        list[str] | None,
+        typer.Argument(
+            help="name=value, or name alone to type a secret without echo (api_key, client_secret…)"
+        ),
+    ] = None,
+    remove: Annotated[bool, typer.Option("--remove", help="Forget the credentials.")] = False,
+    data_dir: DataDir = None,
+) -> None:
+    """Store an organisation's credentials for a national target, encrypted (operator)."""
+    _use(data_dir)
+    from broker.db import migrate as run_migrations
+    from broker.db import session_scope
+    from broker.errors import BrokerError
+    from broker.organizations import service
+
+    run_migrations()
+    values: dict[str, str] = {}
+    for item in fields or []:
+        name, sep, value = item.partition("=")
+        # Secrets typed at a prompt stay out of shell history and process listings.
+        values[name] = value if sep else typer.prompt(name, hide_input=True)
+    try:
+        with session_scope() as session:
+            organization = service.get_by_slug(session, slug)
+            if remove:
+                service.remove_credentials(session, organization, target, actor=None)
+                typer.echo(f"identifiants {target} de « {slug} » supprimés")
+                return
+            record = service.set_credentials(session, organization, target, values, actor=None)
+            typer.echo(
+                f"identifiants {target} de « {slug} » enregistrés (chiffrés) : {', '.join(record.fields)}"
+            )
+    except BrokerError as exc:
+        _echo_err(f"erreur : {exc.detail} {json.dumps(exc.fields, ensure_ascii=False) if exc.fields else ''}")
+        raise typer.Exit(1) from exc
+
+
 @token_app.command("issue")
 def token_issue(
     org: Annotated[

@@ -20,9 +20,12 @@ from broker.db import get_session
 from broker.deliveries.router import router as deliveries_router
 from broker.errors import install_error_handlers
 from broker.events.router import router as events_router
+from broker.gaps.router import router as gaps_router
 from broker.metadata.router import router as metadata_router
+from broker.migration.router import router as migration_router
 from broker.organizations.router import router as organizations_router
 from broker.publications.router import router as publications_router
+from broker.stats.router import router as stats_router
 from broker.system.router import router as system_router
 from broker.targets.router import router as targets_router
 from regional_store.router import build_router as build_regional_router
@@ -62,6 +65,9 @@ def create_app() -> FastAPI:
     app.include_router(events_router)
     app.include_router(metadata_router)
     app.include_router(targets_router)
+    app.include_router(gaps_router)
+    app.include_router(migration_router)
+    app.include_router(stats_router)
     app.include_router(access_router)
     app.include_router(access_pages_router)
     app.include_router(

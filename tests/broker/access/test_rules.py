@@ -94,3 +94,15 @@ def test_the_manifest_round_trip() -> None:
     manifest = {"restricted_to": {"users": ["a@example.fr"], "organizations": [TOULOUSE]}}
     assert AccessList.from_manifest(manifest).as_manifest() == manifest["restricted_to"]
     assert AccessList.from_manifest({}) == AccessList()
+
+
+def test_the_same_people_in_another_order_or_case_is_the_same_list() -> None:
+    reordered = AccessList(
+        users=("5f0c2a71-1d0e-4c47-9a7e-0b9a3a1c0042", "LEA.DUPONT@EXAMPLE.FR"), organizations=(TOULOUSE,)
+    )
+    assert reordered.same_as(LIST)
+    assert not LIST.same_as(AccessList(users=LIST.users, organizations=()))
+    # A subject in another case is another person.
+    assert not LIST.same_as(
+        AccessList(users=("lea.dupont@example.fr", "5F0C2A71-1D0E-4C47-9A7E-0B9A3A1C0042"))
+    )
