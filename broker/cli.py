@@ -534,5 +534,10 @@ def withdraw(publication_id: str, url: ApiUrl = None, token: Token = None, data_
     typer.echo(f"retrait de {publication_id} demandé")
 
 
+from broker.sftp.cli import sftp as sftp_command  # noqa: E402  (the SFTP server, registered as a command)
+
+app.command("sftp")(sftp_command)
+
+
 def main() -> None:
     app()

@@ -25,6 +25,9 @@ from broker.metadata.router import router as metadata_router
 from broker.migration.router import router as migration_router
 from broker.organizations.router import router as organizations_router
 from broker.publications.router import router as publications_router
+from broker.remote.router import router as remote_router
+from broker.sftp.router import router as sftp_router
+from broker.uploads.router import router as uploads_router
 from broker.stats.router import router as stats_router
 from broker.system.router import router as system_router
 from broker.targets.router import router as targets_router
@@ -61,6 +64,9 @@ def create_app() -> FastAPI:
     app.include_router(auth_router)
     app.include_router(organizations_router)
     app.include_router(publications_router)
+    app.include_router(uploads_router)
+    app.include_router(remote_router)
+    app.include_router(sftp_router)
     app.include_router(deliveries_router)
     app.include_router(events_router)
     app.include_router(metadata_router)

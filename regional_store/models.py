@@ -6,7 +6,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column
+from sqlalchemy import JSON, BigInteger, Column
 from sqlmodel import Field, SQLModel, UniqueConstraint
 
 
@@ -51,6 +51,6 @@ class RegionalFile(SQLModel, table=True):
     title: str | None = Field(default=None, max_length=350)
     url: str | None = Field(default=None, max_length=2000)
     sha256: str | None = Field(default=None, max_length=64, index=True)
-    size: int | None = None
+    size: int | None = Field(default=None, sa_type=BigInteger)  # files past 2 GiB
     media_type: str | None = Field(default=None, max_length=200)
     format: str | None = Field(default=None, max_length=40)

@@ -77,19 +77,19 @@ def overlay_data(raw: Mapping[str, Any], gaps: Iterable[GapState]) -> dict[str, 
                 "note": "Lacune abandonnée : la plateforme n'y répondra pas",
             }
         else:
-            cell = {
-                "category": "B",
-                "source": source,
-                "interim": gap.interim,
-                "mirror": bool(gap.mirror),
-            }
-            for key in ("note", "target_date_set_by"):
-                if before.get(key) is not None:
-                    cell[key] = before[key]
-            if gap.target_date:
-                cell["target_date"] = gap.target_date
-            if gap.upstream:
-                cell["upstream"] = gap.upstream
+            # Start from the file's cell, change only what the register says differently: a register that
+            # agrees with the file leaves the data, hence the digest, as they are.
+            cell = dict(before) if before.get("category") == "B" else {"category": "B", "source": source}
+            for key, value in (("target_date", gap.target_date), ("upstream", gap.upstream)):
+                if value != before.get(key):
+                    if value is None:
+                        cell.pop(key, None)
+                    else:
+                        cell[key] = value
+            if gap.interim != before.get("interim"):
+                cell["interim"] = gap.interim
+            if bool(gap.mirror) != bool(before.get("mirror", False)):
+                cell["mirror"] = bool(gap.mirror)
         cells[gap.platform] = cell
     return data
 

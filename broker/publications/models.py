@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import BigInteger
 from sqlmodel import Field, SQLModel, UniqueConstraint
 
 from broker.models_base import created_field, id_field, json_field
@@ -49,7 +50,7 @@ class Resource(SQLModel, table=True):
     url: str | None = Field(default=None, max_length=2000)
     sync: str | None = Field(default=None, max_length=20)
     sha256: str | None = Field(default=None, max_length=64, index=True)
-    size: int | None = None
+    size: int | None = Field(default=None, sa_type=BigInteger)  # files past 2 GiB
     media_type: str | None = Field(default=None, max_length=200)
     format: str | None = Field(default=None, max_length=40)
     kind: str | None = Field(default=None, max_length=40)

@@ -15,6 +15,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from broker.auth.dependencies import CurrentPrincipal, require_read
+from broker.auth.principal import Principal
 from broker.config import get_settings
 from broker.db import SessionDep, session_scope
 from broker.errors import InvalidInput
@@ -22,6 +23,8 @@ from broker.intake.staging import Staging
 from broker.organizations import repository as organizations_repository
 from broker.publications import repository, service
 from broker.publications.manifest import parse_manifest_text
+from broker.remote.service import fetch_manifest_urls
+from broker.uploads.service import stage_uploads, upload_refs
 from regional_store.blobs import BlobStore
 
 logger = logging.getLogger(__name__)
@@ -55,15 +58,24 @@ BODY_DOC = {
 }
 
 
-async def _read_submission(request: Request, staging: Staging) -> tuple[dict[str, Any], str]:
-    """The manifest and the files of a request; files go straight to the content-addressed store."""
+async def _read_submission(
+    request: Request, staging: Staging, principal: Principal
+) -> tuple[dict[str, Any], str]:
+    """The manifest and the files of a request; files go straight to the content-addressed store.
+
+    Files come as multipart parts, as finished resumable uploads named in ``uploads`` ({file name: upload
+    id}), or are fetched from the manifest's URL resources (SSRF-guarded) into the same staging store.
+    """
     content_type = request.headers.get("content-type", "")
     channel = request.headers.get("x-broker-channel", "api")
     if channel not in {"api", "cli", "dashboard"}:
         channel = "api"
     if content_type.startswith("application/json") or content_type.startswith("application/yaml"):
         body = await request.body()
-        return parse_manifest_text(body), channel
+        raw = parse_manifest_text(body)
+        refs = upload_refs(raw)
+        await _stage_referenced(staging, raw, refs, principal)
+        return raw, channel
     if not content_type.startswith("multipart/form-data"):
         raise InvalidInput(
             "Corps attendu : multipart/form-data (manifeste + fichiers) ou application/json.",
@@ -79,6 +91,7 @@ async def _read_submission(request: Request, staging: Staging) -> tuple[dict[str
         else:
             text = manifest_part
         raw = parse_manifest_text(text)
+        refs = upload_refs(raw, form.get("uploads"))
         for part in form.getlist("files"):
             if not isinstance(part, UploadFile):
                 raise InvalidInput(
@@ -87,7 +100,15 @@ async def _read_submission(request: Request, staging: Staging) -> tuple[dict[str
             await run_in_threadpool(staging.add, part.filename or "fichier", part.file)
     finally:
         await form.close()
+    await _stage_referenced(staging, raw, refs, principal)
     return raw, channel
+
+
+async def _stage_referenced(
+    staging: Staging, raw: dict[str, Any], refs: dict[str, str], principal: Principal
+) -> None:
+    await run_in_threadpool(stage_uploads, staging, refs, principal)
+    await run_in_threadpool(fetch_manifest_urls, staging, raw)
 
 
 def _staging() -> Staging:
@@ -113,7 +134,7 @@ async def _guarded(staging: Staging, work: Callable[[], T]) -> T:
 async def create_publication(request: Request, principal: CurrentPrincipal) -> JSONResponse:
     staging = _staging()
     try:
-        raw, channel = await _read_submission(request, staging)
+        raw, channel = await _read_submission(request, staging, principal)
     except BaseException:
         await run_in_threadpool(staging.discard, _is_referenced)
         raise
@@ -140,7 +161,7 @@ async def revise_publication(
 ) -> JSONResponse:
     staging = _staging()
     try:
-        raw, channel = await _read_submission(request, staging)
+        raw, channel = await _read_submission(request, staging, principal)
     except BaseException:
         await run_in_threadpool(staging.discard, _is_referenced)
         raise
@@ -164,7 +185,7 @@ async def plan(request: Request, principal: CurrentPrincipal) -> dict[str, Any]:
     scratch = Path(tempfile.mkdtemp(prefix="plan-", dir=_scratch_dir()))
     staging = Staging(BlobStore(scratch), settings.max_upload_bytes)
     try:
-        raw, channel = await _read_submission(request, staging)
+        raw, channel = await _read_submission(request, staging, principal)
 
         def work() -> dict[str, Any]:
             with session_scope() as session:

@@ -7,6 +7,7 @@ page, so these tests go through the same code paths as a person does, and every 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -43,7 +44,8 @@ def texts(app: AppTest) -> str:
     for kind in ("title", "header", "subheader", "markdown", "caption", "success", "info", "warning", "error"):
         parts += [str(element.value) for element in getattr(app, kind)]
     parts += [f"{m.label}: {m.value}" for m in app.metric]
-    return "\n".join(parts)
+    # Markdown escapes (``\:``, ``\[``) are not what a person reads.
+    return re.sub(r"\\(.)", r"\1", "\n".join(parts))
 
 
 def ok(app: AppTest) -> AppTest:

@@ -1,0 +1,3 @@
+from tests.broker.gaps.support import broker_env
+
+__all__ = ["broker_env"]
