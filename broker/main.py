@@ -27,10 +27,10 @@ from broker.organizations.router import router as organizations_router
 from broker.publications.router import router as publications_router
 from broker.remote.router import router as remote_router
 from broker.sftp.router import router as sftp_router
-from broker.uploads.router import router as uploads_router
 from broker.stats.router import router as stats_router
 from broker.system.router import router as system_router
 from broker.targets.router import router as targets_router
+from broker.uploads.router import router as uploads_router
 from regional_store.router import build_router as build_regional_router
 
 logger = logging.getLogger(__name__)

@@ -20,6 +20,9 @@ import streamlit as st  # noqa: E402
 from dashboard import labels, session  # noqa: E402
 
 VIEWS = Path(__file__).resolve().parent / "views"
+# A local file, not a :material/…: icon: Streamlit fetches those favicons from Google's font CDN, and the
+# dashboard must work on a closed network.
+FAVICON = Path(__file__).resolve().parent / "assets" / "favicon.svg"
 
 
 def _page(file: str, title: str, icon: str, url_path: str, *, default: bool = False) -> st.Page:
@@ -69,7 +72,7 @@ def sidebar_identity() -> None:
 def main() -> None:
     st.set_page_config(
         page_title="Broker OPenIG — tableau de bord",
-        page_icon=":material/hub:",
+        page_icon=str(FAVICON) if FAVICON.is_file() else None,
         layout="wide",
         menu_items={"About": "Tableau de bord du broker de publication d'OPenIG (Occitanie)."},
     )

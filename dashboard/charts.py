@@ -7,7 +7,7 @@ from typing import Any
 
 import altair as alt
 
-from dashboard import labels
+from dashboard import data, labels
 
 # d3 locales for fr-FR, so axes read "45 %" and "mars 2027" in every chart (Vega-Lite `config.locale`).
 FRENCH_LOCALE: dict[str, Any] = {
@@ -56,7 +56,8 @@ FRENCH_LOCALE: dict[str, Any] = {
     },
 }
 
-SERIES_COLOURS = alt.Scale(domain=["nationale", "régionale"], range=["#2e7d32", "#1565c0"])
+# "nationale": served by data.gouv.fr or the Géoplateforme (maybe regionally too); the rest is regional only.
+SERIES_COLOURS = alt.Scale(domain=["nationale", "régionale seulement"], range=["#2e7d32", "#1565c0"])
 
 
 def french(chart: Any) -> Any:
@@ -94,20 +95,18 @@ def breakdown(
     rows: Sequence[Mapping[str, Any]],
     title: str,
     *,
-    series: Sequence[str] = ("national", "regional"),
+    series: Sequence[str] = ("national", "regional", "both"),
     width: int | str = "container",
 ) -> Any:
     """Horizontal stacked bars (national / regional counts) per organisation, need or platform."""
-    names = {"national": "nationale", "regional": "régionale", "both": "les deux"}
+    names = {"national": "nationale seulement", "regional": "régionale seulement", "both": "les deux"}
     values = []
     present = [s for s in series if any(s in r for r in rows)]
     if not present:  # no national/regional split: plot every count column there is
         present = sorted({k for r in rows for k in r if k != "libellé"})
     for row in rows:
-        for key in present:
-            values.append(
-                {"libellé": row.get("libellé"), "série": names.get(key, key), "nombre": row.get(key) or 0}
-            )
+        for key, count in data.exclusive_parts(row, present).items():
+            values.append({"libellé": row.get("libellé"), "série": names.get(key, key), "nombre": count})
     height = max(120, 24 * len(rows))
     chart = (
         alt.Chart(alt.Data(values=values), title=title)
@@ -118,9 +117,7 @@ def breakdown(
             color=alt.Color(
                 "série:N",
                 title="Service",
-                scale=alt.Scale(
-                    domain=["nationale", "régionale", "les deux"], range=["#2e7d32", "#1565c0", "#7b1fa2"]
-                )
+                scale=alt.Scale(domain=list(names.values()), range=["#2e7d32", "#1565c0", "#7b1fa2"])
                 if set(present) <= set(names)
                 else alt.Undefined,
             ),

@@ -183,7 +183,8 @@ def gap_rows(
             {
                 "id": gap.get("id"),
                 "Besoin": gap.get("need_title") or gap.get("need"),
-                "Plateforme": labels.target_name(str(gap.get("platform")), titles),
+                "Plateforme": gap.get("platform_title")
+                or labels.target_name(str(gap.get("platform")), titles),
                 "Date cible": labels.parse_date(gap.get("target_date")),
                 "Statut": labels.label(labels.GAP_STATUSES, gap.get("status")),
                 "Jours de retard": int(gap.get("days_late") or 0) if gap.get("late") else 0,
@@ -318,6 +319,19 @@ def breakdown_rows(rows: Any, key_names: Sequence[str]) -> list[dict[str, Any]]:
     return out
 
 
+def exclusive_parts(row: Mapping[str, Any], keys: Sequence[str]) -> dict[str, int]:
+    """Counts that add up, for stacked bars.
+
+    The statistics count a publication served on both sides in ``national``, in ``regional`` and in
+    ``both``; stacking those would count it three times, so ``national`` and ``regional`` lose ``both``.
+    """
+    counts = {k: int(row.get(k) or 0) for k in keys}
+    if {"national", "regional", "both"} <= set(keys):
+        counts["national"] = max(0, counts["national"] - counts["both"])
+        counts["regional"] = max(0, counts["regional"] - counts["both"])
+    return counts
+
+
 def national_share(totals: Mapping[str, Any]) -> float | None:
     share = totals.get("national_share")
     if isinstance(share, (int, float)):
@@ -341,7 +355,7 @@ def history_rows(history: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
             share = (point.get("national") or 0) / total if total else 0.0
         share = float(share if share <= 1 else share / 100)
         rows.append({"date": day.isoformat(), "série": "nationale", "part": share})
-        rows.append({"date": day.isoformat(), "série": "régionale", "part": 1.0 - share})
+        rows.append({"date": day.isoformat(), "série": "régionale seulement", "part": 1.0 - share})
     return rows
 
 

@@ -55,6 +55,8 @@ RULES: dict[str, frozenset[str]] = {
     "write_organization": frozenset({"producer_own", "referent_own", "staff"}),
     "manage_organization": frozenset({"referent_own", "staff"}),
     "staff": frozenset({"staff"}),
+    # Someone who publishes for some organisation, before any organisation is named (e.g. an upload).
+    "publisher": frozenset({"producer_own", "producer_other", "referent_own", "referent_other", "staff"}),
     # The person who made the access request, or staff on their behalf.
     "requester": frozenset({"no_role", "staff"}),
 }
@@ -72,14 +74,33 @@ class E:
     json: Body = None
     at: dict[str, str] = field(default_factory=dict)  # path parameter -> seed name or literal value
     form: dict[str, str] | None = None
+    files: dict[str, bytes] | None = None  # with ``json``: multipart, the manifest part and these files
+    headers: dict[str, str] = field(default_factory=dict)
 
     @property
     def key(self) -> str:
         return f"{self.method} {self.path}"
 
 
+FILE_NAME = "matrice.geojson"
+FILES = {
+    FILE_NAME: json.dumps(
+        {
+            "type": "FeatureCollection",
+            "features": [
+                {
+                    "type": "Feature",
+                    "properties": {"nom": "Point de la matrice"},
+                    "geometry": {"type": "Point", "coordinates": [3.8767, 43.6108]},
+                }
+            ],
+        }
+    ).encode()
+}
+
+
 def manifest(title: str, **changes: Any) -> dict[str, Any]:
-    """A publication of OWN whose only resource is a URL (sent as JSON, no files)."""
+    """A publication of OWN with one GeoJSON file (``FILES``), sent as multipart."""
     data: dict[str, Any] = {
         "organization": OWN,
         "title": title,
@@ -87,12 +108,17 @@ def manifest(title: str, **changes: Any) -> dict[str, Any]:
         "license": "lov2",
         "access": "open",
         "services": ["download"],
-        "resources": [{"url": "https://data.example.org/matrice.csv", "title": "Tableau"}],
+        "resources": [{"file": FILE_NAME, "title": "Points"}],
     }
     data.update(changes)
     return data
 
 
+# A valid body wherever the route validates one: FastAPI answers 422 on a bad body before the route applies
+# its rule, and the matrix is about the rule.
+SSH_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIH0k8wqYdNfJ0dPkdBMcYvWz6yq0b0x4m3m0i6Z3mYQk matrice"
+TUS = {"Tus-Resumable": "1.0.0"}
+TUS_CREATE = {**TUS, "Upload-Length": "12"}
 RESTRICTED = {
     "access": "restricted",
     "restricted_to": {"users": ["lea.dupont@example.fr"], "organizations": []},
@@ -119,7 +145,7 @@ ENDPOINTS: list[E] = [
     E("PUT", "/api/v1/organizations/{slug}/credentials/{target}", "manage_organization", json={}),
     E("DELETE", "/api/v1/organizations/{slug}/credentials/{target}", "manage_organization"),
     # --- publications
-    E("POST", "/api/v1/publications", "write_organization", json=lambda: manifest("Publiée par la matrice")),
+    E("POST", "/api/v1/publications", "write_organization", json=lambda: manifest("Publiée"), files=FILES),
     E("GET", "/api/v1/publications", "read"),
     E("GET", "/api/v1/publications/{publication_id}", "read"),
     E(
@@ -127,6 +153,7 @@ ENDPOINTS: list[E] = [
         "/api/v1/publications/{publication_id}/revisions",
         "write_organization",
         json=lambda: manifest("Révisée par la matrice"),
+        files=FILES,
         at={"publication_id": "revisable"},
     ),
     E(
@@ -135,7 +162,7 @@ ENDPOINTS: list[E] = [
         "write_organization",
         at={"publication_id": "withdrawable"},
     ),
-    E("POST", "/api/v1/plan", "write_organization", json=lambda: manifest("Plan de la matrice")),
+    E("POST", "/api/v1/plan", "write_organization", json=lambda: manifest("Plan de la matrice"), files=FILES),
     E("GET", "/api/v1/publications/{publication_id}/metadata.iso19139.xml", "read"),
     E("GET", "/api/v1/publications/{publication_id}/metadata.dcat.ttl", "read"),
     # --- deliveries, audit, targets, categories
@@ -193,6 +220,40 @@ ENDPOINTS: list[E] = [
     E("GET", "/acces/{publication_id}", "public"),
     E("POST", "/acces/{publication_id}/request", "public", form={"reason": "x"}),
     E("POST", "/acces/{publication_id}/cancel", "public", form={}),
+    # --- SFTP deposit (keys: referents; drops: whoever publishes for the organisation)
+    E("GET", "/api/v1/organizations/{slug}/sftp-keys", "manage_organization"),
+    E("POST", "/api/v1/organizations/{slug}/sftp-keys", "manage_organization", json={"public_key": SSH_KEY}),
+    E("DELETE", "/api/v1/organizations/{slug}/sftp-keys/{key_id}", "manage_organization"),
+    E("GET", "/api/v1/organizations/{slug}/sftp-drops", "write_organization"),
+    # --- remote resources kept in sync
+    E("GET", "/api/v1/publications/{publication_id}/syncs", "read"),
+    E("POST", "/api/v1/publications/{publication_id}/syncs/run", "write_organization"),
+    # --- gaps, migrations, statistics
+    E("GET", "/api/v1/gaps", "read"),
+    E("GET", "/api/v1/gaps/{gap_id}", "read"),
+    E("POST", "/api/v1/gaps", "staff", json={"need": "matrice", "platform": "geoplateforme"}),
+    E("PATCH", "/api/v1/gaps/{gap_id}", "staff", json={}),
+    E("GET", "/api/v1/migrations", "read"),
+    E("GET", "/api/v1/migrations/{job_id}", "read"),
+    E(
+        "POST",
+        "/api/v1/migrations",
+        "staff",
+        json={"dry_run": True, "need": "inconnu", "platform": "geoplateforme"},
+    ),
+    E("GET", "/api/v1/stats/migration", "read"),
+    E("POST", "/api/v1/stats/migration/snapshot", "staff"),
+    # --- resumable uploads (tus): only people who publish store bytes; an upload is its owner's (404 to
+    # anyone else, which the matrix sees as "through" on an unknown id)
+    E("OPTIONS", "/api/v1/uploads", "public"),
+    E("OPTIONS", "/api/v1/uploads/", "public"),
+    E("OPTIONS", "/api/v1/uploads/{upload_id}", "public"),
+    E("POST", "/api/v1/uploads", "publisher", headers=TUS_CREATE),
+    E("POST", "/api/v1/uploads/", "publisher", headers=TUS_CREATE),
+    E("HEAD", "/api/v1/uploads/{upload_id}", "authenticated", headers=TUS),
+    E("GET", "/api/v1/uploads/{upload_id}", "authenticated"),
+    E("PATCH", "/api/v1/uploads/{upload_id}", "authenticated", headers=TUS),
+    E("DELETE", "/api/v1/uploads/{upload_id}", "authenticated", headers=TUS),
     # --- the regional store: open data is public, restricted data checks its own ACL (not a role)
     E("GET", "/api/v1/regional/publications/{publication_id}", "public"),
     E("GET", "/api/v1/regional/publications/{publication_id}/files/{name}", "public"),
@@ -207,7 +268,11 @@ PATH_VALUES = {
     "client_id": "matrix-client",
     "slug": OWN,
     "target": "datagouv",
-    "name": "matrice.csv",
+    "name": FILE_NAME,
+    "key_id": "cle-inconnue",
+    "gap_id": "lacune-inconnue",
+    "job_id": "migration-inconnue",
+    "upload_id": "televersement-inconnu",
 }
 
 
@@ -312,7 +377,7 @@ def matrix(broker_stack: Any) -> Iterator[Matrix]:
         ("revisable", manifest("À réviser")),
         ("withdrawable", manifest("À retirer")),
     ):
-        seeds[name] = _ok(client.post("/api/v1/publications", json=body, headers=producer))["id"]
+        seeds[name] = _ok(_post_publication(client, "/api/v1/publications", body, producer))["id"]
     deliveries = _ok(client.get(f"/api/v1/publications/{seeds['restricted']}", headers=staff))["deliveries"]
     seeds["delivery"] = deliveries[0]["id"]
     for name, subject in (("to_grant", "asker-1"), ("to_refuse", "asker-2"), ("to_cancel", "matrix-no-role")):
@@ -334,17 +399,28 @@ def matrix(broker_stack: Any) -> Iterator[Matrix]:
     yield Matrix(client, tokens, seeds)
 
 
+def _post_publication(
+    client: httpx.Client, path: str, body: dict[str, Any], headers: dict[str, str], method: str = "POST"
+) -> httpx.Response:
+    parts: list[tuple[str, Any]] = [("manifest", (None, json.dumps(body), "application/json"))]
+    parts += [("files", (name, content, "application/octet-stream")) for name, content in FILES.items()]
+    return client.request(method, path, files=parts, headers=headers)
+
+
 def _call(matrix: Matrix, endpoint: E, caller: str) -> httpx.Response:
     values = {**PATH_VALUES, **endpoint.at}
     path = endpoint.path
     for param in _path_params(endpoint.path):
         value = values[param]
         path = path.replace(f"{{{param}}}", matrix.seeds.get(value, value))
-    headers = {}
+    headers = dict(endpoint.headers)
     token = matrix.tokens[caller]
     if token:
         headers["Authorization"] = f"Bearer {token}"
     body = endpoint.json() if callable(endpoint.json) else endpoint.json
+    if endpoint.files is not None:
+        assert body is not None, f"{endpoint.key}: files go with a manifest (json=...)"
+        return _post_publication(matrix.client, path, body, headers, endpoint.method)
     if endpoint.form is not None:
         return matrix.client.request(endpoint.method, path, data=endpoint.form, headers=headers)
     if body is not None:
@@ -387,14 +463,14 @@ def test_cross_organisation_and_board_writes_are_refused(matrix: Matrix) -> None
     """Spelled out: a producer of B acting on A's publication, and a board member publishing."""
     as_other = {"Authorization": f"Bearer {matrix.tokens['producer_other']}"}
     publication = matrix.seeds["revisable"]
-    response = matrix.client.post(
-        f"/api/v1/publications/{publication}/revisions", json=manifest("Détournée"), headers=as_other
+    response = _post_publication(
+        matrix.client, f"/api/v1/publications/{publication}/revisions", manifest("Détournée"), as_other
     )
     assert response.status_code == 403 and response.json()["error"] == "forbidden"
     assert OWN in response.json()["detail"]
     assert matrix.client.delete(f"/api/v1/publications/{publication}", headers=as_other).status_code == 403
     board = {"Authorization": f"Bearer {matrix.tokens['board']}"}
-    response = matrix.client.post("/api/v1/publications", json=manifest("Du bureau"), headers=board)
+    response = _post_publication(matrix.client, "/api/v1/publications", manifest("Du bureau"), board)
     assert response.status_code == 403 and "rôles suivants" in response.json()["detail"]
     # Nothing was written by either.
     staff = {"Authorization": f"Bearer {matrix.tokens['staff']}"}

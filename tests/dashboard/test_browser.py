@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -163,6 +164,21 @@ def test_dashboard_in_chromium(
             context = browser.new_context(
                 viewport={"width": 1400, "height": 900}, locale="fr-FR", accept_downloads=True
             )
+            outside: list[str] = []
+
+            def loopback_only(route: Any) -> None:
+                # The dashboard must work on a closed network: nothing may leave the machine.
+                host = urlsplit(route.request.url).hostname or ""
+                if route.request.url.startswith(("data:", "blob:", "file:")) or host in (
+                    "127.0.0.1",
+                    "localhost",
+                ):
+                    route.continue_()
+                else:
+                    outside.append(route.request.url)
+                    route.abort()
+
+            context.route("**/*", loopback_only)
             page = context.new_page()
             console_errors: list[str] = []
             page.on("pageerror", lambda error: console_errors.append(str(error)))
@@ -179,14 +195,16 @@ def test_dashboard_in_chromium(
             # Publier: fill in, preview, confirm.
             page.locator('[data-testid="stSidebar"]').get_by_text("Publier", exact=True).click()
             settle(page, "Publier un jeu de données")
-            page.get_by_label("Titre", exact=True).fill("Pistes cyclables de la métropole")
-            page.get_by_label("Description", exact=True).fill(
+            page.get_by_role("textbox", name="Titre", exact=True).fill("Pistes cyclables de la métropole")
+            page.get_by_role("textbox", name="Description", exact=True).fill(
                 "Réseau cyclable de Montpellier Méditerranée Métropole, mis à jour chaque trimestre."
             )
-            page.get_by_label("Mots-clés", exact=True).fill("mobilité, vélo")
-            page.get_by_label("Mots-clés", exact=True).press("Enter")
+            keywords = page.get_by_role("textbox", name="Mots-clés", exact=True)
+            keywords.fill("mobilité, vélo")
+            keywords.press("Enter")
             page.locator('[data-testid="stFileUploader"] input[type=file]').set_input_files(str(data_file))
-            settle(page, "pistes_cyclables.geojson")
+            page.locator('[data-testid="stFileUploader"]').filter(has_text=".geojson").wait_for()
+            settle(page, "Ressources")
             page.get_by_role("button", name="Prévisualiser").click()
             settle(page, "Catégorie de la publication", timeout=60)
             shoot(page, output_dir / "03-publier-apercu.png")
@@ -232,6 +250,7 @@ def test_dashboard_in_chromium(
             assert (output_dir / "rapport.pdf").stat().st_size > 10_000
 
             assert not console_errors, console_errors
+            assert not outside, f"requests outside the machine: {outside}"
             browser.close()
     finally:
         dashboard.stop()

@@ -41,7 +41,17 @@ def button(app: AppTest, label: str) -> Any:
 def texts(app: AppTest) -> str:
     """Every text the page shows (markdown, captions, alerts, titles, metrics), one per line."""
     parts: list[str] = []
-    for kind in ("title", "header", "subheader", "markdown", "caption", "success", "info", "warning", "error"):
+    for kind in (
+        "title",
+        "header",
+        "subheader",
+        "markdown",
+        "caption",
+        "success",
+        "info",
+        "warning",
+        "error",
+    ):
         parts += [str(element.value) for element in getattr(app, kind)]
     parts += [f"{m.label}: {m.value}" for m in app.metric]
     # Markdown escapes (``\:``, ``\[``) are not what a person reads.
@@ -205,7 +215,9 @@ def test_publish_shows_field_errors_then_previews_and_publishes(broker_stack: Ca
 
     # 2. A complete form and a file: the preview shows the decision and each target's pre-flight.
     app.text_input(key="pub_title").input("Pistes cyclables")
-    app.text_area(key="pub_description").input("Réseau cyclable de la métropole, mis à jour chaque trimestre.")
+    app.text_area(key="pub_description").input(
+        "Réseau cyclable de la métropole, mis à jour chaque trimestre."
+    )
     app.text_input(key="pub_keywords").input("mobilité, vélo")
     app.selectbox(key="pub_frequency").set_value("quarterly")
     app.text_input(key="pub_contact_email").input("sig@example.fr")
@@ -284,7 +296,9 @@ def test_my_publications_show_status_links_and_audit_trail(broker_stack: Callabl
     token = stack.token(ORG, "producer")
     publication = publish_api(stack, token)
     client = stack.client(token)
-    wait_for(lambda: delivery_state(client, publication["id"], "regional") == "done", what="regional delivery")
+    wait_for(
+        lambda: delivery_state(client, publication["id"], "regional") == "done", what="regional delivery"
+    )
 
     app = open_page(login(new_app(stack), token), "mes_publications")
     rows = frame_rows(app)

@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from broker.embedded import free_port
-from tests.broker.uploads.stacking import SHIM, shared_stack
+from tests.broker.uploads.stacking import BROKER, shared_stack
 from tests.fixtures.servers import ProcessHandle, Stack, log_matches
 
 pytestmark = pytest.mark.servers
@@ -61,7 +61,7 @@ def sftp(request: pytest.FixtureRequest) -> Iterator[Sftp]:
         port = free_port()
         log = stack.log_dir / "sftp.log"
         server = ProcessHandle(
-            [*SHIM, "sftp", "--host", "127.0.0.1", "--port", str(port)],
+            [*BROKER, "sftp", "--host", "127.0.0.1", "--port", str(port)],
             stack.env,
             log,
             log_matches(log, "SFTP server listening"),

@@ -17,7 +17,7 @@ import pytest
 from broker.embedded import free_port
 from tests.fixtures.servers import REPO_ROOT, Stack
 
-SHIM = [sys.executable, "-m", "tests.broker.uploads.shim"]
+BROKER = [sys.executable, "-m", "broker"]
 
 
 @contextmanager
@@ -51,7 +51,7 @@ def shared_stack(
             **(env or {}),
         }
     )
-    stack = Stack(data_dir, full_env, port, SHIM, index)
+    stack = Stack(data_dir, full_env, port, BROKER, index)
     try:
         stack.cli("migrate", check=True, timeout=300)
         stack.start_api()
