@@ -534,9 +534,11 @@ def withdraw(publication_id: str, url: ApiUrl = None, token: Token = None, data_
     typer.echo(f"retrait de {publication_id} demandé")
 
 
+from broker.auth.cli import app as service_account_app  # noqa: E402
 from broker.sftp.cli import sftp as sftp_command  # noqa: E402  (the SFTP server, registered as a command)
 
 app.command("sftp")(sftp_command)
+app.add_typer(service_account_app, name="service-account")
 
 
 def main() -> None:

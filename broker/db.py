@@ -106,7 +106,9 @@ def get_session() -> Iterator[Session]:
         yield session
 
 
-SessionDep = Annotated[Session, Depends(get_session)]
+# scope="function": commit before the response is sent, so a write the client is told about is stored
+# (the default "request" scope would commit after the answer, and a failed commit would go unnoticed).
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 
 
 def migrate(url: str | None = None) -> None:

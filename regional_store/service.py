@@ -57,14 +57,16 @@ def download_url(public_url: str, publication_id: str, name: str) -> str:
 
 
 def can_read(record: RegionalRecord, viewer: Viewer | None) -> bool:
-    """Open records are public; restricted ones only for listed users or organisations, and staff."""
+    """Open records are public; restricted ones only for listed users or organisations, the producing
+    organisation's own members, and staff."""
     if record.state != "present":
         return False
     if record.access == "open":
         return True
     if viewer is None:
         return False
-    if viewer.is_staff:
+    # Staff, and the members of the producing organisation: they read what they publish, listed or not.
+    if viewer.is_staff or record.organization in viewer.organizations:
         return True
     users = {user.casefold() for user in record.restricted_users}
     # Subjects are opaque ids (exact match); emails are compared without case.

@@ -142,7 +142,12 @@ def session_secret() -> str:
     settings = get_settings()
     if settings.secret_key is not None:
         return settings.secret_key.get_secret_value()
-    path = _secret_file(settings.data_dir)
+    return _file_secret(str(_secret_file(settings.data_dir)))
+
+
+@functools.lru_cache(maxsize=8)
+def _file_secret(name: str) -> str:
+    path = Path(name)
     if not path.exists():
         _create_secret_file(path)
     return path.read_text(encoding="utf-8").strip()
@@ -361,6 +366,8 @@ def _visitor(
         return None, "Votre session a expiré : reconnectez-vous pour continuer."
     except Forbidden as exc:
         page.log_out()
+        return None, exc.detail
+    except BrokerError as exc:  # the SSO's keys are unreachable: keep the session, say so on the page
         return None, exc.detail
 
 

@@ -160,6 +160,9 @@ def map_claims(claims: Mapping[str, Any], mapping: ClaimsMapping) -> MappedClaim
         raise ValueError("token without a subject")
     username = claims.get("preferred_username")
     email = claims.get("email")
+    if claims.get("email_verified") is False:
+        # An address the issuer has not verified must not unlock data listed by email (restricted access).
+        email = None
     client_id = client_of(claims)
     return MappedClaims(
         subject=subject,

@@ -7,8 +7,10 @@ from typing import Any
 from fastapi import APIRouter, Query
 
 from broker.auth.dependencies import CurrentPrincipal, require_read
+from broker.auth.principal import Principal
 from broker.db import SessionDep
 from broker.events import repository, service
+from broker.events.models import Event
 from broker.organizations import repository as organizations_repository
 
 router = APIRouter(prefix="/api/v1", tags=["events"])
@@ -33,4 +35,13 @@ def list_events(
     rows = repository.search(
         session, publication_id=publication, organization_id=organization_id, limit=limit, before_id=before
     )
-    return [service.to_dict(e) for e in rows]
+    slugs = {o.id: o.slug for o in organizations_repository.list_all(session)}
+    return [service.to_dict(e, redact=not _may_see_details(principal, e, slugs)) for e in rows]
+
+
+def _may_see_details(principal: Principal, event: Event, slugs: dict[str, str]) -> bool:
+    """Access lists and requests name people: only staff and the organisation concerned see them."""
+    if not event.action.startswith("access"):
+        return True
+    organization = slugs.get(event.organization_id or "") or event.actor_organization
+    return principal.is_staff or (organization is not None and principal.belongs_to(organization))

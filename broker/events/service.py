@@ -8,7 +8,6 @@ from typing import Any, Protocol
 from sqlmodel import Session
 
 from broker.db import iso
-
 from broker.events import repository
 from broker.events.models import Event
 
@@ -54,7 +53,7 @@ def record(
     return repository.add(session, event)
 
 
-def to_dict(event: Event) -> dict[str, Any]:
+def to_dict(event: Event, *, redact: bool = False) -> dict[str, Any]:
     return {
         "id": event.id,
         "at": iso(event.at),
@@ -68,5 +67,5 @@ def to_dict(event: Event) -> dict[str, Any]:
         "publication_id": event.publication_id,
         "delivery_id": event.delivery_id,
         "target": event.target,
-        "detail": event.detail,
+        "detail": {"redacted": True} if redact else event.detail,
     }

@@ -23,7 +23,9 @@ DataDir = Annotated[
     Path | None,
     typer.Option("--data-dir", envvar="BROKER_DATA_DIR", help="Data directory (default ./var)."),
 ]
-GapRef = Annotated[str, typer.Argument(help="Identifiant de la lacune, ou besoin/plateforme (ogc_api/geoplateforme).")]
+GapRef = Annotated[
+    str, typer.Argument(help="Identifiant de la lacune, ou besoin/plateforme (ogc_api/geoplateforme).")
+]
 Reason = Annotated[str, typer.Option("--reason", help="Pourquoi (obligatoire, gardé dans l'historique).")]
 AsJson = Annotated[bool, typer.Option("--json", help="Print the raw JSON.")]
 
@@ -105,11 +107,15 @@ def gaps_show(gap: GapRef, data_dir: DataDir = None, as_json: AsJson = False) ->
         typer.echo(json.dumps(body, ensure_ascii=False, indent=2))
         return
     typer.echo(_line(body))
-    typer.echo(f"  {body['need_title']} sur {body['platform_title']} ; suivi {body['upstream'] or 'aucun ticket'}")
+    typer.echo(
+        f"  {body['need_title']} sur {body['platform_title']} ; suivi {body['upstream'] or 'aucun ticket'}"
+    )
     typer.echo("historique :")
     for entry in body["history"]:
         reason = f" — {entry['reason']}" if entry["reason"] else ""
-        typer.echo(f"  {entry['at']}  {entry['by']}  {entry['change']} : {entry['from']} → {entry['to']}{reason}")
+        typer.echo(
+            f"  {entry['at']}  {entry['by']}  {entry['change']} : {entry['from']} → {entry['to']}{reason}"
+        )
     typer.echo(f"publications en attente ({body['waiting_publications']}) :")
     for publication in body["publications"]:
         typer.echo(
@@ -176,7 +182,8 @@ def gaps_drop(gap: GapRef, reason: Reason, data_dir: DataDir = None) -> None:
 def migrate(
     data_dir: DataDir = None,
     plan: Annotated[
-        bool, typer.Option("--plan", help="Montrer les publications à migrer et ce qui arriverait, sans agir.")
+        bool,
+        typer.Option("--plan", help="Montrer les publications à migrer et ce qui arriverait, sans agir."),
     ] = False,
     gap: Annotated[
         str | None, typer.Option("--gap", help="Une lacune (identifiant ou besoin/plateforme).")
@@ -226,7 +233,9 @@ def _plan(gap: str | None, as_json: bool) -> None:
     if not previews:
         typer.echo("aucune publication n'attend une lacune : rien à migrer")
     for preview in previews:
-        status = "livrée" if preview["gap_status"] == "delivered" else f"{preview['gap_status']}, supposée livrée"
+        status = (
+            "livrée" if preview["gap_status"] == "delivered" else f"{preview['gap_status']}, supposée livrée"
+        )
         typer.echo(
             f"lacune {preview['need']}/{preview['platform']} ({status}) : {preview['total']} publication(s), "
             f"{preview['would_move']} passeraient en A"
@@ -249,7 +258,9 @@ def _start(gap: str) -> None:
     try:
         with session_scope() as session:
             found = gaps.get(session, gap)
-            job = migration.start_for_gap(session, _operator(), found, reason="lancée par la ligne de commande")
+            job = migration.start_for_gap(
+                session, _operator(), found, reason="lancée par la ligne de commande"
+            )
             job_id = job.id
         with session_scope() as session:
             body = migration.summary(session, migration.get(session, job_id))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import String, and_, cast, func, or_
+from sqlalchemy import String, and_, cast, or_
 from sqlmodel import Session, col, select
 
 from broker.classification.overlay import GapState

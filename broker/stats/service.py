@@ -171,7 +171,9 @@ def migration_stats(
             by_organization.append({"organization_id": key, **counts})
         else:
             need = rules.needs.get(key)
-            by_need.append({"need": key, "need_title": need.title if need else key, "category": extra, **counts})
+            by_need.append(
+                {"need": key, "need_title": need.title if need else key, "category": extra, **counts}
+            )
     deliveries.update(repository.active_delivery_states(session))
     names = repository.organization_names(session, [o["organization_id"] for o in by_organization])
     for item in by_organization:

@@ -22,7 +22,7 @@ from fastapi import APIRouter, Request, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
 
-from broker.auth.dependencies import CurrentPrincipal
+from broker.auth.dependencies import CurrentPrincipal, require_role
 from broker.config import get_settings
 from broker.db import session_scope
 from broker.errors import BrokerError, PayloadTooLarge
@@ -95,6 +95,9 @@ def options(upload_id: str | None = None) -> Response:
 @router.post("/uploads/", status_code=201, summary="Create a resumable upload (tus creation)")
 @router.post("/uploads", status_code=201, include_in_schema=False)
 async def create_upload(request: Request, principal: CurrentPrincipal) -> Response:
+    # Only those who may publish send files; a board member or a role-less account may not.
+    require_role(principal, "producer", "referent", "staff")
+
     async def work() -> Response:
         _check_version(request)
         if request.headers.get("upload-defer-length"):

@@ -214,7 +214,7 @@ def test_restricted_unlisted_viewer_is_forbidden(app: FastAPI, client: TestClien
         FakeViewer(
             subject="kc-0001",
             email="curieux@example.fr",
-            organizations=("montpellier-mediterranee-metropole",),
+            organizations=("toulouse-metropole",),
         ),
     )
 
