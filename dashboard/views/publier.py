@@ -81,8 +81,10 @@ def draw_form(options: dict[str, list[str]]) -> tuple[forms.PublishForm, list[Fi
     with right:
         frequency = st.selectbox(
             "Fréquence de mise à jour",
-            [None, *options["frequency"]],
-            format_func=lambda v: "Non précisée" if v is None else labels.label(labels.FREQUENCIES, v),
+            options["frequency"],
+            index=None,
+            placeholder="Non précisée",
+            format_func=lambda v: labels.label(labels.FREQUENCIES, v),
             key=PREFIX + "frequency",
             help="Le rythme auquel vous mettez la donnée à jour.",
         )
@@ -159,6 +161,7 @@ def draw_form(options: dict[str, list[str]]) -> tuple[forms.PublishForm, list[Fi
                 "Organisations autorisées",
                 sorted(organization_names) or choices,
                 format_func=lambda slug: organization_names.get(slug, slug),
+                placeholder="Choisir des organisations",
                 key=PREFIX + "restricted_organizations",
                 help="Tous les membres de ces organisations pourront lire la donnée.",
             )
@@ -168,6 +171,7 @@ def draw_form(options: dict[str, list[str]]) -> tuple[forms.PublishForm, list[Fi
         options["services"],
         default=["download"] if "download" in options["services"] else [],
         format_func=lambda v: labels.label(labels.SERVICES, v),
+        placeholder="Choisir des services",
         key=PREFIX + "services",
         help=(
             "Le broker choisit la plateforme qui rend chaque service (téléchargement sur data.gouv.fr, "
@@ -189,8 +193,9 @@ def draw_form(options: dict[str, list[str]]) -> tuple[forms.PublishForm, list[Fi
         accept_multiple_files=True,
         key=PREFIX + "files",
         help=(
-            "GeoPackage, GeoJSON, Shapefile zippé, CSV, GeoTIFF, PDF… Le broker reconnaît le format par son "
-            "contenu et en déduit le système de coordonnées et l'emprise."
+            "Glissez-déposez vos fichiers ou parcourez votre poste : GeoPackage, GeoJSON, Shapefile zippé, "
+            "CSV, GeoTIFF, PDF… Le broker reconnaît le format par son contenu et en déduit le système de "
+            "coordonnées et l'emprise."
         ),
     )
     urls = st.text_area(
@@ -203,8 +208,10 @@ def draw_form(options: dict[str, list[str]]) -> tuple[forms.PublishForm, list[Fi
     if forms.split_list(urls):
         url_sync = st.selectbox(
             "Resynchroniser les ressources distantes",
-            [None, *options["sync"]],
-            format_func=lambda v: "Non" if v is None else labels.label(labels.SYNC, v),
+            options["sync"],
+            index=None,
+            placeholder="Non",
+            format_func=lambda v: labels.label(labels.SYNC, v),
             key=PREFIX + "url_sync",
         )
     field_errors("resources")
