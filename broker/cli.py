@@ -92,16 +92,6 @@ def up(
 
 
 @app.command()
-def migrate(data_dir: DataDir = None) -> None:
-    """Apply the database migrations (SQLite or PostgreSQL)."""
-    _use(data_dir)
-    from broker.db import migrate as run_migrations
-
-    run_migrations()
-    typer.echo("base de données à jour")
-
-
-@app.command()
 def api(
     data_dir: DataDir = None,
     host: Annotated[str, typer.Option("--host")] = "127.0.0.1",
@@ -535,10 +525,14 @@ def withdraw(publication_id: str, url: ApiUrl = None, token: Token = None, data_
 
 
 from broker.auth.cli import app as service_account_app  # noqa: E402
+from broker.gaps import cli as gaps_cli  # noqa: E402
 from broker.sftp.cli import sftp as sftp_command  # noqa: E402  (the SFTP server, registered as a command)
 
 app.command("sftp")(sftp_command)
 app.add_typer(service_account_app, name="service-account")
+app.add_typer(gaps_cli.gaps_app, name="gaps")
+# `broker migrate`: the database schema first, then (--plan / --gap) the publications' migration.
+app.command("migrate")(gaps_cli.migrate)
 
 
 def main() -> None:

@@ -730,10 +730,13 @@ def run_up(
             if not dashboard:
                 _log("dashboard/app.py not found: the dashboard is not started")
             _say(_banner(ports, data_dir, dashboard, redis_url, redis is not None))
-            for name, port in (("data.gouv.fr", ports.datagouv), ("Géoplateforme", ports.geoplateforme)):
-                if port is not None:
+            for name, emulator_port in (
+                ("data.gouv.fr", ports.datagouv),
+                ("Géoplateforme", ports.geoplateforme),
+            ):
+                if emulator_port is not None:
                     _say(
-                        f"  {name} : aucun identifiant configuré, émulateur local sur le port {port} "
+                        f"  {name} : aucun identifiant configuré, émulateur local sur le port {emulator_port} "
                         f"(chaque organisation y est provisionnée au premier envoi) / no credentials: "
                         f"local emulator"
                     )

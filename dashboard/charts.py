@@ -67,17 +67,20 @@ def french(chart: Any) -> Any:
     a chart of a few rows collapses; ``fit-x`` fills the width and keeps the height we asked for.
     """
     sized = chart.properties(autosize=alt.AutoSizeParams(type="fit-x", contains="padding"))
-    return sized.configure(locale=FRENCH_LOCALE)
+    return sized.configure(locale=FRENCH_LOCALE, legend={"labelLimit": 260, "titleLimit": 260})
 
 
 def share_over_time(rows: Sequence[Mapping[str, Any]], *, width: int | str = "container") -> Any:
-    """Stacked areas: share of publications served nationally vs regionally, over time."""
-    data = alt.Data(values=[dict(r) for r in rows])
+    """Stacked areas: share of publications served nationally vs regionally, over time.
+
+    Points mark each daily snapshot, so the first day already shows something.
+    """
+    values = alt.Data(values=[dict(r) for r in rows])
     chart = (
-        alt.Chart(data, title="Part des publications servies nationalement")
-        .mark_area(opacity=0.85)
+        alt.Chart(values, title="Part des publications servies nationalement")
+        .mark_area(opacity=0.85, line=True, point=alt.OverlayMarkDef(size=60, filled=True))
         .encode(
-            x=alt.X("date:T", title=None, axis=alt.Axis(format="%b %Y")),
+            x=alt.X("date:T", title=None, axis=alt.Axis(format="%b %Y", tickCount="month")),
             y=alt.Y("part:Q", title="Part", stack="normalize", axis=alt.Axis(format="%")),
             color=alt.Color("série:N", title="Service", scale=SERIES_COLOURS),
             tooltip=[
@@ -113,7 +116,7 @@ def breakdown(
         .mark_bar()
         .encode(
             y=alt.Y("libellé:N", title=None, sort="-x", axis=alt.Axis(labelLimit=260)),
-            x=alt.X("sum(nombre):Q", title="Publications"),
+            x=alt.X("sum(nombre):Q", title="Publications", axis=alt.Axis(tickMinStep=1, format="d")),
             color=alt.Color(
                 "série:N",
                 title="Service",
@@ -164,7 +167,7 @@ def gaps_timeline(
         .mark_point(filled=True, size=110)
         .encode(
             y=y,
-            x=alt.X("date:T", title="Date cible", axis=alt.Axis(format="%b %Y")),
+            x=alt.X("date:T", title="Date cible", axis=alt.Axis(format="%b %Y", tickCount="month")),
             color=alt.Color(
                 "statut:N",
                 title="Statut",
@@ -205,7 +208,7 @@ def category_counts_chart(rows: Sequence[Mapping[str, Any]], *, width: int | str
         .mark_bar()
         .encode(
             y=alt.Y("Plateforme:N", title=None, axis=alt.Axis(labelLimit=320)),
-            x=alt.X("sum(besoins):Q", title="Besoins"),
+            x=alt.X("sum(besoins):Q", title="Besoins", axis=alt.Axis(tickMinStep=1, format="d")),
             color=alt.Color(
                 "catégorie:N",
                 title="Catégorie",

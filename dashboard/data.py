@@ -72,6 +72,14 @@ _CHANNELS = {
 }
 
 
+_REASONS = {
+    "not_configured": "cible non configurée",
+    "gap": "en attente d'une évolution nationale",
+    "superseded": "remplacée par une révision plus récente",
+    "withdrawn": "publication retirée",
+}
+
+
 def _detail_text(detail: Mapping[str, Any]) -> str:
     parts = []
     if detail.get("channel"):
@@ -82,7 +90,7 @@ def _detail_text(detail: Mapping[str, Any]) -> str:
         parts.append(f"essai {detail['attempt']}")
     for key in ("error", "message", "reason"):
         if detail.get(key):
-            parts.append(str(detail[key]))
+            parts.append(labels.label(_REASONS, detail[key]))
     return " ; ".join(parts)
 
 
@@ -151,7 +159,8 @@ def publication_rows(
     """One row per publication, with each target's status in plain words."""
     rows = []
     for publication in publications:
-        statuses = [labels.delivery_status(d, need_titles)[0] for d in publication.get("deliveries") or []]
+        deliveries = publication.get("deliveries") or []
+        statuses = [labels.delivery_line(d, need_titles, titles)[0] for d in deliveries]
         rows.append(
             {
                 "id": publication.get("id"),
@@ -319,6 +328,37 @@ def breakdown_rows(rows: Any, key_names: Sequence[str]) -> list[dict[str, Any]]:
     return out
 
 
+#: French headers of the statistics' count columns (``national_share`` is shown as a percentage).
+STAT_COLUMNS = {
+    "libellé": "Nom",
+    "publications": "Publications",
+    "national": "Servies nationalement",
+    "regional": "Servies régionalement",
+    "both": "Des deux côtés",
+    "resources": "Ressources",
+    "bytes": "Volume",
+    "bytes_national": "Volume national",
+    "bytes_regional": "Volume régional",
+    "national_share": "Part nationale",
+}
+
+
+def stat_table(rows: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Statistics rows for display: French headers, shares as percentages, volumes in Ko/Mo/Go."""
+    out = []
+    for row in rows:
+        item: dict[str, Any] = {}
+        for key, value in row.items():
+            header = STAT_COLUMNS.get(key, key)
+            if key == "national_share" and isinstance(value, (int, float)):
+                value = labels.percent(float(value))
+            elif key.startswith("bytes") and isinstance(value, (int, float)):
+                value = labels.file_size(int(value))
+            item[header] = value
+        out.append(item)
+    return out
+
+
 def exclusive_parts(row: Mapping[str, Any], keys: Sequence[str]) -> dict[str, int]:
     """Counts that add up, for stacked bars.
 
@@ -395,7 +435,8 @@ def category_counts(
     rows = list(rows)
     for title in platform_titles:
         counts = Counter(str(r.get(title)) for r in rows)
-        out.append({"Plateforme": title, **{c: counts.get(c, 0) for c in ("A", "B", "C")}})
+        if any(counts.get(c) for c in "ABC"):  # the regional store has no A/B/C column of its own
+            out.append({"Plateforme": title, **{c: counts.get(c, 0) for c in ("A", "B", "C")}})
     return out
 
 

@@ -334,6 +334,21 @@ def delivery_status(
     return label(DELIVERY_STATES, state), "info"
 
 
+def delivery_line(
+    delivery: Mapping[str, Any],
+    need_titles: Mapping[str, str] | None = None,
+    titles: Mapping[str, str] | None = None,
+) -> tuple[str, str]:
+    """:func:`delivery_status` with the target named in front when the sentence does not name it.
+
+    ("Géoplateforme — En attente : cible non configurée", "warning"); "Publié sur data.gouv.fr" is unchanged.
+    """
+    text, tone = delivery_status(delivery, need_titles)
+    if delivery.get("state") in ("waiting", "failed", "cancelled"):
+        text = f"{target_name(str(delivery.get('target')), titles)} — {text}"
+    return text, tone
+
+
 def _held_needs(delivery: Mapping[str, Any], error: str) -> list[str]:
     """Needs a gap holds: the API says them after a colon in last_error (``…nationale : need_a, need_b``)."""
     if ":" in error:

@@ -18,7 +18,8 @@ from typing import Any
 
 from dashboard import charts, data, labels
 
-REPORT_CHART_WIDTH = 620
+REPORT_CHART_WIDTH = 560
+REPORT_FONT = "DejaVu Sans, Verdana, sans-serif"
 
 
 def csv_bytes(rows: Iterable[Mapping[str, Any]], columns: Sequence[str] | None = None) -> bytes:
@@ -57,6 +58,7 @@ class ReportData:
     publications_total: int | None = None
     by_category: dict[str, int] = field(default_factory=dict)
     national_share: float | None = None
+    stats_available: bool = False  # the broker has GET /api/v1/stats/migration
     totals: dict[str, Any] = field(default_factory=dict)
     history: list[dict[str, Any]] = field(default_factory=list)  # data.history_rows
     by_organization: list[dict[str, Any]] = field(default_factory=list)  # data.breakdown_rows
@@ -74,8 +76,14 @@ def chart_svg(chart: Any) -> str | None:
         import vl_convert
     except ImportError:
         return None
-    spec = chart.to_json() if hasattr(chart, "to_json") else json.dumps(chart)
-    svg: str = vl_convert.vegalite_to_svg(spec)
+    spec = chart.to_dict() if hasattr(chart, "to_dict") else dict(chart)
+    # A printed chart has a fixed width: let the axis labels and legend add to it ("pad") rather than be
+    # squeezed into it ("fit-x", right for the screen, clips long labels at the left edge of the SVG).
+    spec["autosize"] = {"type": "pad"}
+    # Labels are placed with vl-convert's text metrics: name a font it and the browsers both have (DejaVu
+    # ships with Debian and is what Chromium falls back to), or long labels run off the SVG's left edge.
+    spec.setdefault("config", {})["font"] = REPORT_FONT
+    svg: str = vl_convert.vegalite_to_svg(json.dumps(spec))
     # Drop the XML prolog so the SVG can sit inline in HTML.
     return svg[svg.find("<svg") :] if "<svg" in svg else svg
 
@@ -106,7 +114,7 @@ document.querySelectorAll('script[type="application/json"][id$="-spec"]').forEac
 _STYLE = """
 :root { --a: #2e7d32; --b: #ef6c00; --c: #1565c0; --muted: #5f6368; }
 * { box-sizing: border-box; }
-body { font-family: "Marianne", "DejaVu Sans", system-ui, sans-serif; color: #1f1f1f; margin: 0 auto;
+body { font-family: "DejaVu Sans", Verdana, system-ui, sans-serif; color: #1f1f1f; margin: 0 auto;
        max-width: 200mm; padding: 12mm 10mm; line-height: 1.4; font-size: 11pt; }
 h1 { font-size: 20pt; margin: 0 0 2mm; }
 h2 { font-size: 14pt; margin: 8mm 0 3mm; border-bottom: 2px solid #ddd; padding-bottom: 1mm; }
@@ -197,6 +205,8 @@ def build_html(report: ReportData) -> str:
     parts.append("<section><h2>Progression de la migration</h2>")
     if report.history:
         parts.append(_chart_block(charts.share_over_time(report.history, width=REPORT_CHART_WIDTH), "share"))
+    elif report.stats_available:
+        parts.append('<p class="note">Pas encore d\'historique : un relevé est enregistré chaque jour.</p>')
     else:
         parts.append('<p class="note">Historique de la migration pas encore disponible sur ce broker.</p>')
     if report.by_category:
@@ -220,8 +230,10 @@ def build_html(report: ReportData) -> str:
         parts.append("</section>")
     if report.by_need:
         parts.append("<section><h2>Par besoin</h2>")
-        columns = ["libellé", *sorted({k for r in report.by_need for k in r if k != "libellé"})]
-        parts.append(_table(report.by_need, columns))
+        keys = ["libellé", "publications", "national", "regional", "both", "national_share"]
+        rows = data.stat_table([{k: r[k] for k in keys if k in r} for r in report.by_need])
+        columns = [data.STAT_COLUMNS[k] for k in keys if any(k in r for r in report.by_need)]
+        parts.append(_table(rows, columns))
         parts.append("</section>")
 
     parts.append("<section><h2>Écarts nationaux</h2>")

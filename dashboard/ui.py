@@ -49,13 +49,17 @@ def status_markdown(text: str, tone: str) -> str:
     return f"{icon} :{colour}[{escape(text)}]"
 
 
-def delivery_lines(deliveries: list[Mapping[str, Any]], need_titles: Mapping[str, str]) -> None:
+def delivery_lines(
+    deliveries: list[Mapping[str, Any]],
+    need_titles: Mapping[str, str],
+    titles: Mapping[str, str] | None = None,
+) -> None:
     """One line per target: its status in plain words, then its links."""
     if not deliveries:
         st.caption("Aucune livraison.")
         return
     for delivery in deliveries:
-        text, tone = labels.delivery_status(delivery, need_titles)
+        text, tone = labels.delivery_line(delivery, need_titles, titles)
         st.markdown(status_markdown(text, tone))
         for url in delivery.get("urls") or []:
             st.markdown(f"&nbsp;&nbsp;&nbsp;&nbsp;:material/link: [{escape(url)}]({url})")

@@ -70,7 +70,7 @@ class LedgerRecord(SQLModel, table=True):
     target: str = Field(max_length=40)
     state: str = Field(default="absent", max_length=20)
     revision: int | None = None
-    step: str | None = Field(default=None, max_length=80)
+    step: str | None = Field(default=None, max_length=2000)  # connectors' step names may carry URLs
     remote: dict[str, Any] = json_field(dict)
     urls: list[str] = json_field(list)
     updated_at: datetime = created_field()

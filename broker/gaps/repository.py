@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import String, and_, cast, or_
+from sqlalchemy import String, and_, cast, or_, update
+from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
 from broker.classification.overlay import GapState
@@ -19,7 +20,7 @@ def get(session: Session, gap_id: str) -> Gap | None:
 
 
 def by_cell(session: Session, need: str, platform: str) -> Gap | None:
-    return session.exec(select(Gap).where(Gap.need == need, Gap.platform == platform)).first()
+    return session.exec(select(Gap).where(col(Gap.need) == need, col(Gap.platform) == platform)).first()
 
 
 def list_all(session: Session) -> list[Gap]:
@@ -27,7 +28,7 @@ def list_all(session: Session) -> list[Gap]:
 
 
 def with_probe(session: Session) -> list[Gap]:
-    query = select(Gap).where(col(Gap.probe).is_not(None), Gap.status == "open")
+    query = select(Gap).where(col(Gap.probe).is_not(None), col(Gap.status) == "open")
     return [g for g in session.exec(query.order_by(col(Gap.need))) if g.probe]
 
 
@@ -39,9 +40,15 @@ def add(session: Session, *objects: object) -> None:
 
 def states(session: Session) -> tuple[GapState, ...]:
     """The register as the classification overlay reads it."""
-    rows = session.exec(
-        select(
-            Gap.need, Gap.platform, Gap.status, Gap.target_date, Gap.upstream, Gap.interim, Gap.mirror
+    rows = session.execute(
+        sa_select(
+            col(Gap.need),
+            col(Gap.platform),
+            col(Gap.status),
+            col(Gap.target_date),
+            col(Gap.upstream),
+            col(Gap.interim),
+            col(Gap.mirror),
         ).order_by(col(Gap.need), col(Gap.platform))
     )
     return tuple(
@@ -59,7 +66,7 @@ def states(session: Session) -> tuple[GapState, ...]:
 
 
 def history(session: Session, gap_id: str) -> list[GapHistory]:
-    query = select(GapHistory).where(GapHistory.gap_id == gap_id).order_by(col(GapHistory.id))
+    query = select(GapHistory).where(col(GapHistory.gap_id) == gap_id).order_by(col(GapHistory.id))
     return list(session.exec(query))
 
 
@@ -68,7 +75,7 @@ def history(session: Session, gap_id: str) -> list[GapHistory]:
 
 def _platform_in(platform: str) -> Any:
     # platforms is a JSON list; its text form quotes each id, on SQLite and on PostgreSQL alike.
-    return cast(DecisionNeed.platforms, String).like(f'%"{platform}"%')
+    return cast(col(DecisionNeed.platforms), String).like(f'%"{platform}"%')
 
 
 def waiting_publications(
@@ -77,7 +84,7 @@ def waiting_publications(
     """Publications whose current decision has ``need`` as B on ``platform``, with their organisation's
     slug and that decision (to tell how the need is served meanwhile)."""
     query = (
-        select(Publication, Organization.slug, Decision)
+        select(Publication, col(Organization.slug), Decision)
         .join(
             Revision,
             and_(
@@ -104,7 +111,7 @@ def affected_publication_ids(session: Session, need: str, platform: str) -> list
     """Active publications to migrate when ``need`` becomes A on ``platform``: their current decision has
     it as B on that platform, or as C (served regionally)."""
     query = (
-        select(Publication.id)
+        select(col(Publication.id))
         .join(
             Revision,
             and_(
@@ -150,7 +157,20 @@ def current_need(session: Session, publication_id: str, need: str) -> DecisionNe
 
 
 def categories_state(session: Session) -> CategoriesState | None:
-    return session.get(CategoriesState, 1)
+    return session.get(CategoriesState, 1, populate_existing=True)
+
+
+def lock_categories_state(session: Session) -> None:
+    """A no-op write on the state row, first thing in the synchronisation: two API processes starting
+    together then synchronise one after the other (row lock on PostgreSQL, write lock on SQLite), and the
+    second sees what the first did instead of recording the same change twice."""
+    statement = (
+        update(CategoriesState)
+        .where(col(CategoriesState.id) == 1)
+        .values(seen_at=CategoriesState.seen_at)
+        .execution_options(synchronize_session=False)
+    )
+    session.exec(statement)
 
 
 def save(session: Session, objects: Iterable[object]) -> None:

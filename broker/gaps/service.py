@@ -387,6 +387,7 @@ def sync_with_categories(session: Session, rules: Rules | None = None) -> dict[s
     from broker.migration import service as migration
 
     rules = rules or classification.current_rules()
+    repository.lock_categories_state(session)
     state = repository.categories_state(session)
     matrix = matrix_of(rules)
     previous = state.matrix if state is not None else None
@@ -405,17 +406,17 @@ def sync_with_categories(session: Session, rules: Rules | None = None) -> dict[s
                 if wanted:
                     apply(session, gap, wanted, by=FILE_AUTHOR, reason=_file_reason(wanted))
                     report["updated"].append(f"{need_id}/{platform}")
-            elif before is not None and before.get("category") == "B" and gap is not None:
-                if gap.status == "open":
-                    status = "delivered" if cell["category"] == "A" else "dropped"
-                    apply(
-                        session,
-                        gap,
-                        {"status": status},
-                        by=FILE_AUTHOR,
-                        reason=_file_reason({"status": status}),
-                    )
-                    report["updated"].append(f"{need_id}/{platform}")
+            elif (
+                before is not None
+                and before.get("category") == "B"
+                and gap is not None
+                and gap.status == "open"
+            ):
+                status = "delivered" if cell["category"] == "A" else "dropped"
+                apply(
+                    session, gap, {"status": status}, by=FILE_AUTHOR, reason=_file_reason({"status": status})
+                )
+                report["updated"].append(f"{need_id}/{platform}")
             if cell["category"] == "A" and before is not None and before.get("category") in ("B", "C"):
                 became_a.append((need_id, platform))
     if state is not None and state.digest != rules.digest:
@@ -440,7 +441,8 @@ def sync_with_categories(session: Session, rules: Rules | None = None) -> dict[s
             trigger="categories.yaml",
             reason=f"categories.yaml : {need_id} passe en catégorie A sur {platform}",
         )
-        report["migrations"].append(job.id)
+        if job is not None:  # none when no publication is affected
+            report["migrations"].append(job.id)
     if state is None:
         state = CategoriesState(id=1, digest=rules.digest, matrix=matrix, seen_at=utcnow())
     else:

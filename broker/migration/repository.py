@@ -76,9 +76,9 @@ def state_counts(session: Session, job_ids: list[str]) -> dict[str, dict[str, in
         return {}
     found: dict[str, dict[str, int]] = {job_id: {} for job_id in job_ids}
     query = (
-        select(MigrationItem.job_id, MigrationItem.state, MigrationItem.waiting, func.count())
+        select(col(MigrationItem.job_id), col(MigrationItem.state), col(MigrationItem.waiting), func.count())
         .where(col(MigrationItem.job_id).in_(job_ids))
-        .group_by(MigrationItem.job_id, MigrationItem.state, MigrationItem.waiting)
+        .group_by(col(MigrationItem.job_id), col(MigrationItem.state), col(MigrationItem.waiting))
     )
     for job_id, state, waiting, count in session.exec(query):
         counts = found[job_id]
@@ -120,7 +120,7 @@ def claim(session: Session, item_id: str, version: int, now: datetime) -> bool:
         .values(version=MigrationItem.version + 1, checked_at=now)
         .execution_options(synchronize_session=False)
     )
-    result = session.exec(statement)  # type: ignore[call-overload]
+    result = session.exec(statement)
     return bool(result.rowcount == 1)
 
 

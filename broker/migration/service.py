@@ -34,7 +34,7 @@ from broker.db import after_commit, iso, session_scope, utcnow
 from broker.deliveries import repository as deliveries_repository
 from broker.deliveries import service as deliveries
 from broker.deliveries.models import Delivery, DeliveryAction, DeliveryState
-from broker.errors import BrokerError, Conflict, NotFound
+from broker.errors import BrokerError, Conflict, InvalidInput, NotFound
 from broker.events import service as events
 from broker.events.service import Actor
 from broker.gaps import repository as gaps_repository
@@ -189,10 +189,9 @@ def _gap(session: Session, gap_id: str | None, need: str | None, platform: str |
             raise NotFound(f"Lacune inconnue : {gap_id}.")
         return gap
     if not need or not platform:
-        raise BrokerError(
+        raise InvalidInput(
             "Indiquez une lacune (gap_id), ou un besoin et une plateforme.",
             fields={"gap_id": ["obligatoire sans need et platform"]},
-            code="invalid",
         )
     if need not in classification.current_rules().needs:
         raise NotFound(f"Besoin inconnu : {need}.")
@@ -212,11 +211,7 @@ def preview(
     need = gap.need if gap else need
     platform = gap.platform if gap else platform
     assert need is not None and platform is not None
-    register = list(gaps_repository.states(session))
-    assumed = [
-        replace(g, status="delivered") if (g.need, g.platform) == (need, platform) else g for g in register
-    ]
-    rules = overlay_rules(classification.current_rules(), assumed)
+    rules = overlay_rules(classification.current_rules(), assumed_register(session, need, platform))
     mirror = bool(gap and gap.mirror and rules.needs[need].regional)
     configured = targets.is_configured(platform)
     publications = []

@@ -72,6 +72,7 @@ def accept(
     channel: str,
     *,
     carried: dict[str, Resource] | None = None,
+    deposit_channel: str | None = None,
 ) -> Accepted:
     """Validate, authorise, match files, describe and classify. Raises on any bad input.
 
@@ -82,7 +83,8 @@ def accept(
     if principal is not None:
         _authorize_write(principal, organization)
     resources, descriptions = _match_resources(manifest, staging, carried)
-    facts = publication_facts(manifest, resources, channel)
+    # Needs come from how the producer deposits (API, SFTP…), not from the broker's own revisions.
+    facts = publication_facts(manifest, resources, deposit_channel or channel)
     result = classification.decide(facts)
     return Accepted(
         manifest,
@@ -94,6 +96,9 @@ def accept(
         files_root=staging.store.root if staging else None,
     )
 
+
+DEPOSIT_CHANNELS = frozenset({"api", "cli", "dashboard", "sftp", "harvest"})
+"""Channels through which a producer deposits; the broker's own revisions (sync, access…) are not."""
 
 SIDECARS = {"shx", "dbf", "prj", "cpg", "sbn", "sbx", "qix", "tfw", "aux.xml"}
 
@@ -317,7 +322,15 @@ def derive_revision(
         raise NotFound(f"Révision courante introuvable pour {publication.id}.")
     raw = {**current.manifest, **(changes or {})}
     carried = {r.name: r for r in repository.resources(session, current.id)}
-    accepted = accept(session, principal, raw, staging, channel, carried=carried)
+    deposit = next(
+        (
+            r.channel
+            for r in reversed(repository.revisions(session, publication.id))
+            if r.channel in DEPOSIT_CHANNELS
+        ),
+        current.channel,
+    )
+    accepted = accept(session, principal, raw, staging, channel, carried=carried, deposit_channel=deposit)
     return revise(session, principal, publication, accepted, channel, reason=reason)
 
 

@@ -24,29 +24,35 @@ CHUNK = 500  # publications per refresh statement (well under SQLite's bound-par
 
 def watermark(session: Session) -> datetime | None:
     """When the last refresh that changed something started (None: never refreshed)."""
-    value: datetime | None = session.execute(select(func.max(PublicationSummary.refreshed_at))).scalar_one()
+    value: datetime | None = session.execute(
+        select(func.max(col(PublicationSummary.refreshed_at)))
+    ).scalar_one()
     return value
 
 
 def changed_since(session: Session, since: datetime) -> list[str]:
     """Publications whose row, ledger or deliveries changed at or after ``since`` (indexed columns)."""
     query = union(
-        select(Publication.id).where(col(Publication.updated_at) >= since),
-        select(LedgerRecord.publication_id).where(col(LedgerRecord.updated_at) >= since),
-        select(Delivery.publication_id).where(col(Delivery.updated_at) >= since),
+        select(col(Publication.id)).where(col(Publication.updated_at) >= since),
+        select(col(LedgerRecord.publication_id)).where(col(LedgerRecord.updated_at) >= since),
+        select(col(Delivery.publication_id)).where(col(Delivery.updated_at) >= since),
     )
     return [row[0] for row in session.execute(query)]
 
 
 def all_publication_ids(session: Session) -> list[str]:
-    return [row[0] for row in session.execute(select(Publication.id).order_by(Publication.id))]
+    return [row[0] for row in session.execute(select(col(Publication.id)).order_by(col(Publication.id)))]
 
 
 def publications_of(session: Session, ids: Sequence[str]) -> list[tuple[str, str, str, str, str | None]]:
     """(id, organisation id, category, state, current revision id) of each publication."""
     query = (
         select(
-            Publication.id, Publication.organization_id, Publication.category, Publication.state, Revision.id
+            col(Publication.id),
+            col(Publication.organization_id),
+            col(Publication.category),
+            col(Publication.state),
+            col(Revision.id),
         )
         .outerjoin(
             Revision,
@@ -57,21 +63,21 @@ def publications_of(session: Session, ids: Sequence[str]) -> list[tuple[str, str
         )
         .where(col(Publication.id).in_(ids))
     )
-    return [tuple(row) for row in session.execute(query)]  # type: ignore[misc]
+    return [tuple(row) for row in session.execute(query)]
 
 
 def present_targets(session: Session, ids: Sequence[str]) -> list[tuple[str, str]]:
-    query = select(LedgerRecord.publication_id, LedgerRecord.target).where(
-        col(LedgerRecord.publication_id).in_(ids), LedgerRecord.state == "present"
+    query = select(col(LedgerRecord.publication_id), col(LedgerRecord.target)).where(
+        col(LedgerRecord.publication_id).in_(ids), col(LedgerRecord.state) == "present"
     )
     return [(p, t) for p, t in session.execute(query)]
 
 
 def resource_totals(session: Session, revision_ids: Sequence[str]) -> dict[str, tuple[int, int]]:
     query = (
-        select(Resource.revision_id, func.count(), func.coalesce(func.sum(Resource.size), 0))
+        select(col(Resource.revision_id), func.count(), func.coalesce(func.sum(col(Resource.size)), 0))
         .where(col(Resource.revision_id).in_(revision_ids))
-        .group_by(Resource.revision_id)
+        .group_by(col(Resource.revision_id))
     )
     return {r: (int(n), int(b)) for r, n, b in session.execute(query)}
 
@@ -80,21 +86,21 @@ def decision_needs(session: Session, revision_ids: Sequence[str]) -> list[tuple[
     """(revision id, need, category, platforms as JSON text) of those revisions' decisions."""
     query = (
         select(
-            Decision.revision_id,
-            DecisionNeed.need,
-            DecisionNeed.category,
-            cast(DecisionNeed.platforms, String),
+            col(Decision.revision_id),
+            col(DecisionNeed.need),
+            col(DecisionNeed.category),
+            cast(col(DecisionNeed.platforms), String),
         )
         .join(DecisionNeed, col(DecisionNeed.decision_id) == col(Decision.id))
         .where(col(Decision.revision_id).in_(revision_ids))
     )
-    return [tuple(row) for row in session.execute(query)]  # type: ignore[misc]
+    return [tuple(row) for row in session.execute(query)]
 
 
 def current_delivery_states(session: Session, ids: Sequence[str]) -> list[tuple[str, str, int]]:
     """(publication id, state, count) of the deliveries of each publication's current revision."""
     query = (
-        select(Delivery.publication_id, Delivery.state, func.count())
+        select(col(Delivery.publication_id), col(Delivery.state), func.count())
         .join(
             Publication,
             and_(
@@ -103,7 +109,7 @@ def current_delivery_states(session: Session, ids: Sequence[str]) -> list[tuple[
             ),
         )
         .where(col(Delivery.publication_id).in_(ids))
-        .group_by(Delivery.publication_id, Delivery.state)
+        .group_by(col(Delivery.publication_id), col(Delivery.state))
     )
     return [(p, s, int(n)) for p, s, n in session.execute(query)]
 
@@ -129,7 +135,7 @@ def known_need_sets(session: Session, keys: Iterable[str]) -> set[str]:
     wanted = list(set(keys))
     if not wanted:
         return set()
-    query = select(NeedSetMember.needs_key).where(col(NeedSetMember.needs_key).in_(wanted)).distinct()
+    query = select(col(NeedSetMember.needs_key)).where(col(NeedSetMember.needs_key).in_(wanted)).distinct()
     return {row[0] for row in session.execute(query)}
 
 
@@ -212,9 +218,9 @@ def active_delivery_states(session: Session) -> dict[str, int]:
     """Deliveries in a non-final state, by state, live (a superseded delivery is cancelled, so every one of
     these belongs to a current revision); few rows, read through the state index."""
     query = (
-        select(Delivery.state, func.count())
+        select(col(Delivery.state), func.count())
         .where(col(Delivery.state).in_(["pending", "running", "retrying", "waiting"]))
-        .group_by(Delivery.state)
+        .group_by(col(Delivery.state))
     )
     return {state: int(n) for state, n in session.execute(query)}
 
@@ -229,17 +235,17 @@ def organization_names(session: Session, ids: Iterable[str]) -> dict[str, tuple[
     wanted = list(set(ids))
     if not wanted:
         return {}
-    query = select(Organization.id, Organization.slug, Organization.name).where(
+    query = select(col(Organization.id), col(Organization.slug), col(Organization.name)).where(
         col(Organization.id).in_(wanted)
     )
     return {i: (slug, name) for i, slug, name in session.execute(query)}
 
 
 def gap_counts(session: Session, today: date) -> dict[str, int]:
-    query = select(Gap.status, func.count()).group_by(Gap.status)
+    query = select(col(Gap.status), func.count()).group_by(col(Gap.status))
     counts = {status: int(n) for status, n in session.execute(query)}
     late = session.execute(
-        select(func.count()).where(Gap.status == "open", col(Gap.target_date) < today)
+        select(func.count()).where(col(Gap.status) == "open", col(Gap.target_date) < today)
     ).scalar_one()
     return {
         "open": counts.get("open", 0),
@@ -267,7 +273,7 @@ def upsert_snapshots(session: Session, rows: list[dict[str, Any]]) -> None:
 def total_history(session: Session, *, limit: int = 3660) -> list[MigrationSnapshot]:
     query = (
         select(MigrationSnapshot)
-        .where(MigrationSnapshot.dimension == "total")
+        .where(col(MigrationSnapshot.dimension) == "total")
         .order_by(col(MigrationSnapshot.day).desc())
         .limit(limit)
     )

@@ -70,8 +70,8 @@ def _refresh_chunk(session: Session, ids: Sequence[str], at: datetime) -> None:
         present[publication_id].add(target)
     resources = repository.resource_totals(session, revision_ids)
     needs: dict[str, list[tuple[str, str, str]]] = defaultdict(list)
-    for revision_id, need, category, platforms in repository.decision_needs(session, revision_ids):
-        needs[revision_id].append((need, category, platforms or "[]"))
+    for of_revision, need, category, platforms in repository.decision_needs(session, revision_ids):
+        needs[of_revision].append((need, category, platforms or "[]"))
     deliveries: dict[str, dict[str, int]] = defaultdict(dict)
     for publication_id, state, count in repository.current_delivery_states(session, ids):
         deliveries[publication_id][state] = count

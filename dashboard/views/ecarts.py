@@ -31,9 +31,9 @@ def gap_table(rows: list[dict[str, Any]]) -> None:
             "Date cible",
             "Jours de retard",
             "Statut",
-            "Politique d'attente",
-            "Suivi amont",
             "Publications en attente",
+            "Suivi amont",
+            "Politique d'attente",
         ],
         column_config={
             "Date cible": st.column_config.DateColumn("Date cible", format="DD/MM/YYYY"),

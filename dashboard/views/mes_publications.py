@@ -41,7 +41,7 @@ def show_detail(publication_id: str) -> None:
     status_col, decision_col = st.columns(2)
     with status_col:
         st.markdown("**Statut par cible**")
-        ui.delivery_lines(publication.get("deliveries") or [], need_titles)
+        ui.delivery_lines(publication.get("deliveries") or [], need_titles, titles)
         downloads = [r for r in publication.get("resources") or [] if r.get("download_url")]
         if downloads:
             st.markdown("**Téléchargements**")
@@ -105,14 +105,15 @@ def main() -> None:
         rows,
         hide_index=True,
         width="stretch",
+        column_config={"Statut par cible": st.column_config.TextColumn("Statut par cible", width="large")},
         column_order=[
             "Titre",
-            "Organisation",
+            "Statut par cible",
             "Catégorie",
             "Révision",
             "Accès",
             "État",
-            "Statut par cible",
+            "Organisation",
             "Mis à jour",
         ],
     )

@@ -51,12 +51,15 @@ def main() -> None:
     share = data.national_share(totals)
     a, b, c, d = st.columns(4)
     a.metric("Publications", labels.french_number(totals.get("publications") or 0))
-    b.metric("Servies nationalement", labels.percent(share))
-    c.metric(
-        "Nationales seulement / régionales seulement",
-        f"{totals.get('national', 0)} / {totals.get('regional', 0)}",
+    b.metric(
+        "Servies nationalement",
+        labels.percent(share),
+        help=f"{totals.get('national', 0)} publications sur data.gouv.fr ou la Géoplateforme.",
     )
-    d.metric("Servies des deux côtés", totals.get("both", 0))
+    c.metric("Servies régionalement", totals.get("regional", 0), help="Présentes dans l'entrepôt régional.")
+    d.metric(
+        "Des deux côtés", totals.get("both", 0), help="Nationales et régionales à la fois (miroir, attente)."
+    )
     st.caption(
         f"Volumes : {labels.file_size(totals.get('bytes_national'))} au national, "
         f"{labels.file_size(totals.get('bytes_regional'))} en régional · statistiques du "
@@ -64,33 +67,35 @@ def main() -> None:
     )
     show_split(split)
 
+    st.subheader("Progression dans le temps")
     history = data.history_rows(stats.get("history") or [])
     if history:
         st.altair_chart(charts.share_over_time(history), width="stretch")
     else:
-        st.caption("Pas encore d'historique.")
+        st.caption("Pas encore d'historique : un relevé est enregistré chaque jour.")
 
-    left, right = st.columns(2)
-    by_org = data.breakdown_rows(stats.get("by_organization"), ["organization", "name", "slug"])
+    titles = session.target_titles()
+    by_org = data.breakdown_rows(stats.get("by_organization"), ["organization_name", "organization", "name"])
     by_need = data.breakdown_rows(stats.get("by_need"), ["need_title", "need", "title"])
-    with left:
-        st.subheader("Par organisation")
-        if by_org:
-            st.altair_chart(charts.breakdown(by_org, "Publications par organisation"), width="stretch")
-            st.dataframe(by_org, hide_index=True, width="stretch")
-        else:
+    platforms = [
+        {**row, "platform": titles.get(str(row.get("platform")), row.get("platform"))}
+        for row in stats.get("by_platform") or []
+    ]
+    by_platform = data.breakdown_rows(platforms, ["platform", "target", "name"])
+    for title, rows, chart_title in (
+        ("Par organisation", by_org, "Publications par organisation"),
+        ("Par besoin", by_need, "Publications par besoin"),
+    ):
+        st.subheader(title)
+        if not rows:
             st.caption("Aucune donnée.")
-    with right:
-        st.subheader("Par besoin")
-        if by_need:
-            st.altair_chart(charts.breakdown(by_need, "Publications par besoin"), width="stretch")
-            st.dataframe(by_need, hide_index=True, width="stretch")
-        else:
-            st.caption("Aucune donnée.")
-    by_platform = data.breakdown_rows(stats.get("by_platform"), ["platform", "target", "name"])
+            continue
+        st.altair_chart(charts.breakdown(rows, chart_title), width="stretch")
+        with st.expander("Tableau"):
+            st.dataframe(data.stat_table(rows), hide_index=True, width="stretch")
     if by_platform:
         st.subheader("Par plateforme")
-        st.dataframe(by_platform, hide_index=True, width="stretch")
+        st.dataframe(data.stat_table(by_platform), hide_index=True, width="stretch")
 
     st.subheader("Migrations")
     try:

@@ -114,18 +114,20 @@ def main() -> None:
             rows,
             hide_index=True,
             width="stretch",
+            # The plain-words status first: it says what to fix; the other columns are for sorting.
             column_order=[
                 "Publication",
+                "Cible",
+                "Statut",
+                "État",
                 "Organisation",
                 "Catégorie",
-                "Cible",
                 "Action",
                 "Révision",
-                "État",
                 "Essais",
-                "Statut",
                 "Mis à jour",
             ],
+            column_config={"Statut": st.column_config.TextColumn("Statut", width="large")},
         )
     failure_cards(rows, session.is_staff())
     if not session.is_staff():

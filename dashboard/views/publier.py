@@ -325,7 +325,7 @@ def main() -> None:
             "le broker la livre maintenant sur chaque cible.",
             icon=":material/task_alt:",
         )
-        ui.delivery_lines(done.get("deliveries") or [], session.need_titles())
+        ui.delivery_lines(done.get("deliveries") or [], session.need_titles(), session.target_titles())
         st.page_link(
             "views/mes_publications.py", label="Suivre dans Mes publications", icon=":material/folder_open:"
         )

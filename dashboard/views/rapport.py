@@ -39,6 +39,7 @@ def collect(client: BrokerClient) -> tuple[report.ReportData, list[dict[str, Any
         if not error.unavailable:
             raise
     else:
+        content.stats_available = True
         content.totals = dict(stats.get("totals") or {})
         content.national_share = data.national_share(content.totals)
         content.history = data.history_rows(stats.get("history") or [])
@@ -82,8 +83,8 @@ def main() -> None:
     b.metric("Servies nationalement", labels.percent(content.national_share))
     c.metric("Livraisons en échec", content.deliveries.get("failed", 0))
     missing = []
-    if not content.history:
-        missing.append("historique de la migration")
+    if not content.stats_available:
+        missing.append("statistiques de la migration")
     if content.gaps is None or content.gaps_planned:
         missing.append("registre des écarts (le rapport reprend les dates cibles du catalogue)")
     if missing:
@@ -96,6 +97,7 @@ def main() -> None:
         page.encode("utf-8"),
         file_name=f"rapport-openig-{stamp}.html",
         mime="text/html",
+        on_click="ignore",  # a download needs no rerun (the report is rebuilt on each run)
         type="primary",
         icon=":material/print:",
     )
@@ -108,6 +110,7 @@ def main() -> None:
         ),
         file_name=f"publications-{stamp}.csv",
         mime="text/csv",
+        on_click="ignore",
         icon=":material/table:",
     )
     two.download_button(
@@ -117,6 +120,7 @@ def main() -> None:
         ),
         file_name=f"ecarts-{stamp}.csv",
         mime="text/csv",
+        on_click="ignore",
         icon=":material/table:",
         disabled=not content.gaps,
     )
@@ -125,6 +129,7 @@ def main() -> None:
         report.csv_bytes(content.history, ["date", "série", "part"]),
         file_name=f"migration-{stamp}.csv",
         mime="text/csv",
+        on_click="ignore",
         icon=":material/table:",
         disabled=not content.history,
     )

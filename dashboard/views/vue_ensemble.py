@@ -91,10 +91,11 @@ def main() -> None:
         st.caption("Aucun changement enregistré sur la période.")
     else:
         st.markdown("\n".join(f"- {s}" for s in summary["sentences"]))
-        st.caption(
-            f"{summary['events']} événements depuis le {labels.french_date(summary['since'])}, "
-            f"{summary['publications_touched']} publications concernées."
+        events_text = labels.plural(summary["events"], ("événement", "événements"))
+        touched = labels.plural(
+            summary["publications_touched"], ("publication concernée", "publications concernées")
         )
+        st.caption(f"{events_text} depuis le {labels.french_date(summary['since'])}, {touched}.")
     recent = data.events_since(events, datetime.now(UTC) - timedelta(days=DAYS))
     notable = [e for e in recent if e.get("action") in labels.EVENT_SUMMARY]
     if notable:

@@ -36,15 +36,15 @@ CHROMIUM_ARGS = [
     "--disable-quic",
 ]
 
-# Sidebar label → a text the page shows once drawn.
+# Sidebar label → the last text the page draws (for a staff member with one publication).
 PAGES = [
-    ("Mes publications", "Voir le détail de"),
-    ("Vue d'ensemble", "Ce qui a changé ces 30 derniers jours"),
-    ("Écarts nationaux", "Besoins de catégorie B"),
-    ("Migration", "Migration vers les plateformes nationales"),
-    ("Publications", "Publications et livraisons"),
-    ("Catégories", "Catégories des besoins"),
-    ("Rapport", "Page imprimable"),
+    ("Mes publications", "Retirer cette publication"),
+    ("Vue d'ensemble", "Derniers événements marquants"),
+    ("Écarts nationaux", "Modifier un écart"),
+    ("Migration", "Migrations"),
+    ("Publications", "Échecs et nouveaux essais (0)"),
+    ("Catégories", "Détail d'un besoin"),
+    ("Rapport", "Aperçu du rapport"),
 ]
 
 
@@ -118,16 +118,23 @@ def start_dashboard(api_url: str, log_path: Path) -> tuple[ProcessHandle, str]:
     return handle, f"http://127.0.0.1:{port}"
 
 
-def settle(page: Any, text: str, timeout: float = 30.0) -> None:
-    """Wait until ``text`` is shown and Streamlit has finished running the script."""
-    page.get_by_text(text, exact=False).first.wait_for(timeout=timeout * 1000)
+def settle(page: Any, text: str, timeout: float = 30.0, quiet: float = 1.5) -> None:
+    """Wait until ``text`` is shown and Streamlit's "running" indicator has stayed off for ``quiet`` s.
+
+    The indicator shows up a moment after a run starts, so one look at it is not enough.
+    """
+    page.get_by_text(text, exact=True).first.wait_for(timeout=timeout * 1000)
     deadline = time.monotonic() + timeout
+    idle_since: float | None = None
     while time.monotonic() < deadline:
-        running = page.locator('[data-testid="stStatusWidget"]').count()
-        if not running:
+        if page.locator('[data-testid="stStatusWidget"]').count():
+            idle_since = None
+        elif idle_since is None:
+            idle_since = time.monotonic()
+        elif time.monotonic() - idle_since >= quiet:
             break
-        time.sleep(0.2)
-    time.sleep(1.0)  # charts draw after the script ends
+        time.sleep(0.1)
+    time.sleep(0.5)  # charts draw after the script ends
 
 
 def upload(page: Any, path: Path, attempts: int = 3) -> None:
@@ -146,8 +153,9 @@ def upload(page: Any, path: Path, attempts: int = 3) -> None:
 def shoot(page: Any, path: Path) -> None:
     """A screenshot of the whole page: Streamlit scrolls inside its main block, so grow the viewport."""
     height = page.evaluate(
-        "() => { const m = document.querySelector('[data-testid=\"stMain\"]');"
-        " return m ? Math.max(m.scrollHeight, m.firstElementChild ? m.firstElementChild.scrollHeight : 0) : 1000; }"
+        "() => { const m = document.querySelector('[data-testid=\"stMain\"]'); if (!m) return 1000;"
+        " const inner = m.firstElementChild ? m.firstElementChild.scrollHeight : 0;"
+        " return Math.max(m.scrollHeight, inner); }"
     )
     page.set_viewport_size({"width": 1400, "height": int(min(max(height + 40, 900), 6000))})
     time.sleep(0.5)
@@ -202,7 +210,7 @@ def test_dashboard_in_chromium(
             shoot(page, output_dir / "01-connexion.png")
             page.locator("input[type=password]").fill(token)
             page.get_by_role("button", name="Se connecter").click()
-            settle(page, "Connecté en tant que")
+            settle(page, "Se déconnecter")
             shoot(page, output_dir / "02-connecte.png")
 
             # Publier: fill in, preview, confirm.
@@ -218,10 +226,10 @@ def test_dashboard_in_chromium(
             settle(page, "Ressources")
             upload(page, data_file)
             page.get_by_role("button", name="Prévisualiser").click()
-            settle(page, "Catégorie de la publication", timeout=60)
+            settle(page, "Confirmer la publication", timeout=60)
             shoot(page, output_dir / "03-publier-apercu.png")
             page.get_by_role("button", name="Confirmer la publication").click()
-            settle(page, "acceptée", timeout=60)
+            settle(page, "Suivre dans Mes publications", timeout=60)
             shoot(page, output_dir / "04-publier-confirme.png")
 
             listing = client.get("/api/v1/publications", params={"organization": ORG}).json()
@@ -234,6 +242,7 @@ def test_dashboard_in_chromium(
                 return any(d["target"] == "datagouv" and d["state"] == "done" for d in body["deliveries"])
 
             wait_for(delivered, timeout=90, what="the data.gouv.fr delivery")
+            client.post("/api/v1/stats/migration/snapshot").raise_for_status()  # today's point of history
 
             for number, (label, marker) in enumerate(PAGES, start=5):
                 page.locator('[data-testid="stSidebar"]').get_by_text(label, exact=True).click()
@@ -244,11 +253,12 @@ def test_dashboard_in_chromium(
 
             page.locator('[data-testid="stSidebar"]').get_by_text("Mes publications", exact=True).click()
             settle(page, "Voir le détail de")
-            page.get_by_text("Publié sur data.gouv.fr").first.wait_for(timeout=30000)
+            statuses = page.locator('[data-testid="stMarkdown"]').filter(has_text="Publié sur data.gouv.fr")
+            statuses.first.wait_for(timeout=30_000)
 
             # The board report: download the printable page, open it, print it to PDF.
             page.locator('[data-testid="stSidebar"]').get_by_text("Rapport", exact=True).click()
-            settle(page, "Page imprimable")
+            settle(page, "Aperçu du rapport")
             with page.expect_download() as download_info:
                 page.get_by_role("button", name="Télécharger le rapport (HTML imprimable)").click()
             report_path = output_dir / "rapport.html"

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable
+from datetime import date
 from typing import Any
 
 import httpx
@@ -79,6 +80,24 @@ def frame_rows(app: AppTest, index: int = 0) -> list[dict[str, Any]]:
     return records
 
 
+def chart_specs(app: AppTest) -> list[dict[str, Any]]:
+    """The Vega-Lite specifications of the page's Altair charts.
+
+    Streamlit moves a chart's top-level data out of the spec into Arrow bytes; it is put back as
+    ``data.values`` so tests read every chart the same way.
+    """
+    from streamlit import dataframe_util
+
+    specs = []
+    for chart in app.get("vega_lite_chart"):
+        spec = json.loads(chart.proto.spec)
+        if chart.proto.data.data:
+            frame = dataframe_util.convert_arrow_bytes_to_pandas_df(chart.proto.data.data)
+            spec["data"] = {"values": frame.to_dict("records")}
+        specs.append(spec)
+    return specs
+
+
 def setup_org(stack: Stack, slug: str = ORG, name: str = ORG_NAME) -> None:
     stack.cli("org", "add", slug, "--name", name, check=True)
 
@@ -110,17 +129,19 @@ def delivery_state(client: httpx.Client, publication_id: str, target: str) -> st
     return next((d["state"] for d in body["deliveries"] if d["target"] == target), None)
 
 
-def endpoint_exists(stack: Stack, token: str, path: str) -> bool:
-    """Whether this broker has a newer endpoint (gaps, statistics): pages show « bientôt disponible » if not."""
-    return bool(stack.client(token).get(path).status_code != 404)
-
-
 # ------------------------------------------------------------------------------------------ Connexion
 
 
-def test_login_with_a_local_token_shows_who_and_roles(broker_stack: Callable[..., Stack]) -> None:
+def test_connexion_local_token_board_and_oidc(broker_stack: Callable[..., Stack]) -> None:
+    """The three ways in share one broker: a producer's local token, a board member's, an OIDC login."""
     stack = broker_stack()
     setup_org(stack)
+    check_local_token(stack)
+    check_board_member_reads_only(stack)
+    check_oidc_login(stack)
+
+
+def check_local_token(stack: Stack) -> None:
     app = new_app(stack)
     ok(app.run())
     assert "Jeton local" in texts(app)  # no [auth] secrets: the local token form
@@ -142,9 +163,7 @@ def test_login_with_a_local_token_shows_who_and_roles(broker_stack: Callable[...
     assert "Jeton local" in texts(app)
 
 
-def test_board_member_reads_only(broker_stack: Callable[..., Stack]) -> None:
-    stack = broker_stack()
-    setup_org(stack)
+def check_board_member_reads_only(stack: Stack) -> None:
     app = login(new_app(stack), stack.token(None, "board"))
     shown = texts(app)
     assert "membre du conseil" in shown and "lecture seule" in shown
@@ -155,9 +174,8 @@ def test_board_member_reads_only(broker_stack: Callable[..., Stack]) -> None:
     assert "Vue d'ensemble" in texts(app)
 
 
-def test_oidc_login_uses_the_access_token_from_st_login(broker_stack: Callable[..., Stack]) -> None:
-    stack = broker_stack()
-    setup_org(stack)
+def check_oidc_login(stack: Stack) -> None:
+    """st.login's access token (``expose_tokens = ["access"]``) is what the dashboard calls the API with."""
     auth = {
         "redirect_uri": "http://127.0.0.1:8501/oauth2callback",
         "cookie_secret": "x" * 48,
@@ -200,6 +218,8 @@ def test_oidc_login_uses_the_access_token_from_st_login(broker_stack: Callable[.
 def test_publish_shows_field_errors_then_previews_and_publishes(broker_stack: Callable[..., Stack]) -> None:
     stack = broker_stack()
     setup_org(stack)
+    setup_org(stack, OTHER_ORG, "Toulouse Métropole")
+    check_restricted_preview(stack)
     token = stack.token(ORG, "producer")
     app = open_page(login(new_app(stack), token), "publier")
 
@@ -263,12 +283,8 @@ def test_publish_shows_field_errors_then_previews_and_publishes(broker_stack: Ca
     assert created_event["detail"]["channel"] == "dashboard"
 
 
-def test_restricted_access_fields_and_refusal_for_another_organisation(
-    broker_stack: Callable[..., Stack],
-) -> None:
-    stack = broker_stack()
-    setup_org(stack)
-    setup_org(stack, OTHER_ORG, "Toulouse Métropole")
+def check_restricted_preview(stack: Stack) -> None:
+    """Restricted access shows its own fields; a producer only publishes for their organisation."""
     app = open_page(login(new_app(stack), stack.token(ORG, "producer")), "publier")
     # The producer only sees their own organisation.
     assert app.selectbox(key="pub_organization").options == [f"{ORG_NAME} ({ORG})"]
@@ -311,6 +327,16 @@ def test_my_publications_show_status_links_and_audit_trail(broker_stack: Callabl
     trail = frame_rows(app, 1)
     assert {"Publication créée", "Livraison réussie"} <= {r["Quoi"] for r in trail}
 
+    # Withdrawing asks for a confirmation, then the API withdraws it from every target.
+    withdraw = button(app, "Retirer")
+    assert withdraw.disabled
+    app.checkbox(key=f"withdraw_ok_{publication['id']}").check()
+    ok(app.run())
+    button(app, "Retirer").click()
+    ok(app.run())
+    assert client.get(f"/api/v1/publications/{publication['id']}").json()["state"] == "withdrawn"
+    assert "Aucune publication pour l'instant." in texts(app)  # withdrawn ones are hidden by default
+
 
 def test_overview_publications_and_retry(broker_stack: Callable[..., Stack]) -> None:
     from broker.embedded import free_port
@@ -335,8 +361,7 @@ def test_overview_publications_and_retry(broker_stack: Callable[..., Stack]) -> 
     assert metrics["Livraisons en échec"] == "1"
     shown = texts(app)
     assert "1 publication créée" in shown and "1 livraison en échec" in shown
-    if not endpoint_exists(stack, staff, "/api/v1/stats/migration"):
-        assert "bientôt disponible" in shown
+    assert "bientôt disponible" not in shown  # statistics and gaps are served by this broker
 
     open_page(app, "publications")
     shown = texts(app)
@@ -360,28 +385,76 @@ def test_overview_publications_and_retry(broker_stack: Callable[..., Stack]) -> 
     assert "réservé à l'équipe OPenIG" in texts(board)
 
 
-def test_gaps_migration_categories_and_report_pages(broker_stack: Callable[..., Stack]) -> None:
+def test_gaps_register_timeline_and_staff_slip(broker_stack: Callable[..., Stack]) -> None:
     stack = broker_stack()
     setup_org(stack)
     staff = stack.token(ORG, "staff")
-    publish_api(stack, staff)
-    app = login(new_app(stack), staff)
+    client = stack.client(staff)
+    # A restricted publication waits on the Géoplateforme's restricted services (a B need, interim: hold).
+    publish_api(stack, staff, access="restricted", restricted_to={"users": ["alice"]}, services=["wms"])
+    gaps = client.get("/api/v1/gaps").json()
+    gap = next(
+        g for g in gaps if g["need"] == "access_restricted_services" and g["platform"] == "geoplateforme"
+    )
 
-    open_page(app, "ecarts")
-    shown = texts(app)
-    if endpoint_exists(stack, staff, "/api/v1/gaps"):
-        assert "Ouverts" in shown
-    else:
-        assert "bientôt disponible" in shown
-        # Meanwhile the catalogue's B cells and their target dates are shown.
-        needs = {r["Besoin"] for r in frame_rows(app)}
-        assert "Accès restreint nominatif aux services (WMS, WFS, WMTS)" in needs
+    app = open_page(login(new_app(stack), staff), "ecarts")
+    metrics = {m.label: m.value for m in app.metric}
+    assert metrics["Ouverts"] == str(sum(g["status"] == "open" for g in gaps))
+    rows = {r["Besoin"]: r for r in frame_rows(app)}
+    row = rows["Accès restreint nominatif aux services (WMS, WFS, WMTS)"]
+    assert row["Publications en attente"] == 1
+    assert row["Suivi amont"] == "https://github.com/IGNF/cartes.gouv.fr/issues/790"
+    timeline = next(s for s in chart_specs(app) if "écarts" in str(s.get("title")))
+    assert {p["gap"] for p in timeline["layer"][1]["data"]["values"]} >= {
+        "Accès restreint nominatif aux services (WMS, WFS, WMTS) — Géoplateforme (cartes.gouv.fr)"
+    }
+
+    # Staff slip the target date, with the reason the history keeps.
+    app.selectbox(key="gap_edit_id").set_value(gap["id"])
+    ok(app.run())
+    old_date = date.fromisoformat(gap["target_date"])
+    new_date = old_date.replace(year=old_date.year + 1)
+    app.date_input[0].set_value(new_date)
+    button(app, "Enregistrer").click()
+    ok(app.run())
+    assert "indiquez pourquoi" in texts(app)  # no reason: nothing sent
+    assert client.get(f"/api/v1/gaps/{gap['id']}").json()["target_date"] == gap["target_date"]
+    app.date_input[0].set_value(new_date)
+    app.text_area[0].input("Report annoncé par l'IGN au comité de suivi.")
+    button(app, "Enregistrer").click()
+    ok(app.run())
+    detail = client.get(f"/api/v1/gaps/{gap['id']}").json()
+    assert detail["target_date"] == new_date.isoformat()
+    slip = next(h for h in detail["history"] if h["change"] == "target_date")
+    assert slip["reason"] == "Report annoncé par l'IGN au comité de suivi."
+    slips = frame_rows(app, 1)  # the page's "Glissements enregistrés" table
+    assert slips[0]["de"] == gap["target_date"] and slips[0]["à"] == new_date.isoformat()
+    timeline = next(s for s in chart_specs(app) if "écarts" in str(s.get("title")))
+    assert [s["motif"] for s in timeline["layer"][0]["data"]["values"]] == [slip["reason"]]
+
+    # Board members see the register, not the form.
+    board = open_page(login(new_app(stack), stack.token(None, "board")), "ecarts")
+    assert "Modifier un écart" not in texts(board)
+    assert len(frame_rows(board)) == len(gaps)
+
+
+def test_migration_categories_and_report_pages(broker_stack: Callable[..., Stack]) -> None:
+    stack = broker_stack()
+    setup_org(stack)
+    staff = stack.token(ORG, "staff")
+    publish_api(stack, staff)  # its white-label portal keeps it regional: category C
+    stack.client(staff).post("/api/v1/stats/migration/snapshot").raise_for_status()
+    app = login(new_app(stack), staff)
 
     open_page(app, "migration")
     metrics = {m.label: m.value for m in app.metric}
-    assert metrics["Catégorie C"] == "1"  # the white-label portal keeps it regional
-    if not endpoint_exists(stack, staff, "/api/v1/stats/migration"):
-        assert "bientôt disponible" in texts(app)
+    assert metrics["Publications"] == "1"
+    assert metrics["Catégorie C"] == "1"
+    assert "Progression dans le temps" in texts(app)
+    assert "Pas encore d'historique" not in texts(app)
+    share = next(s for s in chart_specs(app) if "Part des publications" in str(s.get("title")))
+    assert {v["série"] for v in share["data"]["values"]} == {"nationale", "régionale seulement"}
+    assert "Par organisation" in texts(app)
 
     open_page(app, "categories")
     matrix = frame_rows(app)
@@ -392,7 +465,10 @@ def test_gaps_migration_categories_and_report_pages(broker_stack: Callable[..., 
     assert "Source" in texts(app)  # the detail of the first need lists its sources
 
     open_page(app, "rapport")
-    labels_ = [b.label for b in app.get("download_button")]
-    assert "Télécharger le rapport (HTML imprimable)" in labels_
-    assert "Publications (CSV)" in labels_
+    download_labels = [b.label for b in app.get("download_button")]
+    assert "Télécharger le rapport (HTML imprimable)" in download_labels
+    assert {"Publications (CSV)", "Écarts nationaux (CSV)", "Progression de la migration (CSV)"} <= set(
+        download_labels
+    )
     assert "Publications actives: 1" in texts(app)
+    assert "bientôt disponible" not in texts(app)

@@ -125,7 +125,7 @@ def upgrade() -> None:
     sa.Column('target', sqlmodel.sql.sqltypes.AutoString(length=40), nullable=False),
     sa.Column('state', sqlmodel.sql.sqltypes.AutoString(length=20), nullable=False),
     sa.Column('revision', sa.Integer(), nullable=True),
-    sa.Column('step', sqlmodel.sql.sqltypes.AutoString(length=80), nullable=True),
+    sa.Column('step', sqlmodel.sql.sqltypes.AutoString(length=2000), nullable=True),
     sa.Column('remote', sa.JSON(), nullable=False),
     sa.Column('urls', sa.JSON(), nullable=False),
     sa.Column('updated_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),

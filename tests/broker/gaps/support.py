@@ -115,9 +115,7 @@ class InProcessBroker:
 
 
 @pytest.fixture
-def broker_env(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[Callable[..., InProcessBroker]]:
+def broker_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., InProcessBroker]]:
     """Factory: ``broker_env(categories=None, env=None)`` -> an :class:`InProcessBroker` (migrated, one
     organisation registered, the gap register synchronised with categories.yaml)."""
     from broker import worker

@@ -101,7 +101,9 @@ def test_a_delivered_gap_makes_the_need_national(
 
 
 def test_a_mirror_is_said_in_the_reason(rules: Rules) -> None:
-    delivered = overlay_rules(rules, with_status(seeded(rules), "ogc_api", "geoplateforme", status="delivered"))
+    delivered = overlay_rules(
+        rules, with_status(seeded(rules), "ogc_api", "geoplateforme", status="delivered")
+    )
     reason = need_of(classify_with_overlay(BATIMENTS, delivered), "ogc_api").reason  # type: ignore[attr-defined]
     assert "miroir" in reason
 
@@ -117,7 +119,12 @@ def test_a_held_delivery_is_released_when_its_gap_is_delivered(rules: Rules) -> 
 
 def test_a_slipped_date_and_a_new_interim_reach_the_decision(rules: Rules) -> None:
     gaps = with_status(
-        seeded(rules), "extraction", "geoplateforme", target_date="2029-01-31", interim="hold", upstream="IGNF/x#1"
+        seeded(rules),
+        "extraction",
+        "geoplateforme",
+        target_date="2029-01-31",
+        interim="hold",
+        upstream="IGNF/x#1",
     )
     result = classify_with_overlay(PISTES, overlay_rules(rules, gaps))
     decision = need_of(result, "extraction")
@@ -139,7 +146,10 @@ def test_a_dropped_gap_sends_the_need_to_the_regional_store(rules: Rules) -> Non
 def test_a_gap_opened_by_staff_on_a_c_cell_makes_it_b(rules: Rules) -> None:
     # Staff agreed with DINUM that data.gouv.fr will host white-label portals: open a gap, interim regional.
     facts = replace(PISTES, portals=("cc-grand-pic-saint-loup",), features=())
-    gaps = [*seeded(rules), GapState("white_label_portal", "datagouv", "open", "2028-01-01", None, "regional")]
+    gaps = [
+        *seeded(rules),
+        GapState("white_label_portal", "datagouv", "open", "2028-01-01", None, "regional"),
+    ]
     result = classify_with_overlay(facts, overlay_rules(rules, gaps))
     decision = need_of(result, "white_label_portal")
     assert decision.category == "B" and decision.platforms == ("datagouv",)  # type: ignore[attr-defined]

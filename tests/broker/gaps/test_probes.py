@@ -56,10 +56,19 @@ def platform() -> Iterator[tuple[Platform, str]]:
 @pytest.mark.parametrize(
     ("document", "path", "value", "expected"),
     [
-        ({"conformsTo": ["http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core"]}, "$.conformsTo[0]",
-         "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core", True),
+        (
+            {"conformsTo": ["http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core"]},
+            "$.conformsTo[0]",
+            "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core",
+            True,
+        ),
         ({"processings": [{"name": "extraction", "available": True}]}, "processings.0.available", True, True),
-        ({"processings": [{"name": "extraction", "available": False}]}, "$.processings[0].available", True, False),
+        (
+            {"processings": [{"name": "extraction", "available": False}]},
+            "$.processings[0].available",
+            True,
+            False,
+        ),
         ({"processings": []}, "$.processings[0].name", None, False),
         ({"links": [{"rel": "data"}]}, "links", None, True),
     ],

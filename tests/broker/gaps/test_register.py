@@ -98,7 +98,11 @@ def test_the_register_follows_an_edited_categories_file(
     report = service.sync_at_startup()
 
     assert report["created"] == ["search_map/datagouv"]
-    assert sorted(report["updated"]) == ["extraction/geoplateforme", "format_cog/geoplateforme", "ogc_api/geoplateforme"]
+    assert sorted(report["updated"]) == [
+        "extraction/geoplateforme",
+        "format_cog/geoplateforme",
+        "ogc_api/geoplateforme",
+    ]
     gaps = cells()
     assert gaps["extraction/geoplateforme"]["target_date"] == "2029-03-31"
     assert gaps["ogc_api/geoplateforme"]["status"] == "delivered"
@@ -119,8 +123,20 @@ def test_the_register_follows_an_edited_categories_file(
         differences = changed.detail["differences"]
         (job,) = [j for j in __import__("broker.migration.repository", fromlist=["x"]).jobs(session)]
         assert job.need == "ogc_api" and job.trigger == "categories.yaml" and job.mirror is True
-    assert {"need": "ogc_api", "platform": "geoplateforme", "change": "category", "from": "B", "to": "A"} in differences
-    assert {"need": "search_map", "platform": "datagouv", "change": "category", "from": "C", "to": "B"} in differences
+    assert {
+        "need": "ogc_api",
+        "platform": "geoplateforme",
+        "change": "category",
+        "from": "B",
+        "to": "A",
+    } in differences
+    assert {
+        "need": "search_map",
+        "platform": "datagouv",
+        "change": "category",
+        "from": "C",
+        "to": "B",
+    } in differences
     assert len(report["migrations"]) == 1
     with session_scope() as session:
         from broker.migration import service as migration

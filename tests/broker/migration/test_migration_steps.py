@@ -91,7 +91,9 @@ def test_reclassified_then_waiting_then_failed_keeps_the_regional_copy(
         assert (2, "geoplateforme", "publish", "waiting") in revision_2
         assert ledger(publication_id) == {"regional": "present"}
     with session_scope() as session:
-        revised = [e for e in events_repository.search(session, limit=500) if e.action == "publication.revised"]
+        revised = [
+            e for e in events_repository.search(session, limit=500) if e.action == "publication.revised"
+        ]
     assert {e.detail["channel"] for e in revised} == {"migration"}
     assert {e.detail["reason"] for e in revised} == {"gap extraction/geoplateforme delivered"}
 
@@ -101,9 +103,9 @@ def test_reclassified_then_waiting_then_failed_keeps_the_regional_copy(
     assert all("en attente" in i["detail"] for i in detail["items"])
 
     # The Géoplateforme gets configured, without the organisation's credentials: its deliveries fail.
-    from broker.config import reset_settings
-
     import os
+
+    from broker.config import reset_settings
 
     os.environ["BROKER_GEOPLATEFORME_API_URL"] = "http://127.0.0.1:9/api"
     reset_settings()
@@ -139,7 +141,11 @@ def test_delivered_gap_moves_publications_to_the_geoplateforme_emulator(
     kept = broker.publish("Pistes du sous-portail", portals=["cc-nord-bassin-de-thau"])
     settle(broker)
     for publication_id in [*ids, kept]:
-        assert ledger(publication_id) == {"datagouv": "present", "geoplateforme": "present", "regional": "present"}
+        assert ledger(publication_id) == {
+            "datagouv": "present",
+            "geoplateforme": "present",
+            "regional": "present",
+        }
 
     with session_scope() as session:
         before = stats.migration_stats(session)
@@ -162,7 +168,11 @@ def test_delivered_gap_moves_publications_to_the_geoplateforme_emulator(
     for publication_id in ids:
         assert states[publication_id]["state"] == "retired"
         assert states[publication_id]["detail"] == "copie régionale retirée"
-        assert ledger(publication_id) == {"datagouv": "present", "geoplateforme": "present", "regional": "withdrawn"}
+        assert ledger(publication_id) == {
+            "datagouv": "present",
+            "geoplateforme": "present",
+            "regional": "withdrawn",
+        }
         withdrawals = [d for d in deliveries_of(publication_id) if d[2] == "withdraw"]
         assert withdrawals == [(2, "regional", "withdraw", "done")]
     assert states[kept]["state"] == "retired" and "autres besoins" in states[kept]["detail"]
@@ -172,7 +182,9 @@ def test_delivered_gap_moves_publications_to_the_geoplateforme_emulator(
         after = stats.migration_stats(session)
         register = {g["need"]: g for g in gaps.list_view(session)}
     assert after["totals"]["publications"] == 5
-    assert after["totals"]["regional"] == 1 and after["totals"]["both"] == 1 and after["totals"]["national"] == 5
+    assert (
+        after["totals"]["regional"] == 1 and after["totals"]["both"] == 1 and after["totals"]["national"] == 5
+    )
     extraction_after = [n for n in after["by_need"] if n["need"] == "extraction"]
     assert extraction_after[0]["category"] == "A" and extraction_after[0]["regional"] == 1
     assert after["gaps"]["delivered"] == 1 and after["gaps"]["open"] == 3

@@ -13,7 +13,16 @@ from broker.publications import service as publications
 from broker.stats import service as stats
 from tests.broker.gaps.support import STAFF, InProcessBroker
 
-KEYS = {"publications", "national", "regional", "both", "resources", "bytes_national", "bytes_regional", "national_share"}
+KEYS = {
+    "publications",
+    "national",
+    "regional",
+    "both",
+    "resources",
+    "bytes_national",
+    "bytes_regional",
+    "national_share",
+}
 
 
 def metrics() -> dict[str, Any]:
@@ -39,13 +48,24 @@ def oracle(broker: InProcessBroker, ids: list[str]) -> dict[str, Counter[str]]:
 def test_metrics_agree_with_the_rows_and_follow_changes(broker_env: Callable[..., InProcessBroker]) -> None:
     broker = broker_env()
     ids = [broker.publish(f"Pistes {n}") for n in range(3)]  # B (extraction), served regionally
-    ids += [broker.publish(f"Sous-portail {n}", portals=["cc-nord-bassin-de-thau"], features=[]) for n in range(2)]
+    ids += [
+        broker.publish(f"Sous-portail {n}", portals=["cc-nord-bassin-de-thau"], features=[]) for n in range(2)
+    ]
     ids.append(broker.publish("Simple téléchargement", services=["download"], features=[]))  # category A
     broker.run_pending("regional")
 
     body = metrics()
-    assert set(body) >= {"generated_at", "totals", "by_category", "by_need", "by_platform", "by_organization",
-                         "gaps", "deliveries", "history"}
+    assert set(body) >= {
+        "generated_at",
+        "totals",
+        "by_category",
+        "by_need",
+        "by_platform",
+        "by_organization",
+        "gaps",
+        "deliveries",
+        "history",
+    }
     totals = body["totals"]
     assert set(totals) == KEYS
     # National targets are not configured here: nothing national yet, five regional copies.
@@ -54,8 +74,12 @@ def test_metrics_agree_with_the_rows_and_follow_changes(broker_env: Callable[...
     assert totals["resources"] == 6
     counted = oracle(broker, ids)
     assert {c["category"]: c["publications"] for c in body["by_category"]} == dict(counted["category"])
-    assert {f"{n['need']}|{n['category']}": n["publications"] for n in body["by_need"]} == dict(counted["need"])
-    assert {f"{n['need']}|{n['category']}": n["regional"] for n in body["by_need"]} == dict(counted["regional_need"])
+    assert {f"{n['need']}|{n['category']}": n["publications"] for n in body["by_need"]} == dict(
+        counted["need"]
+    )
+    assert {f"{n['need']}|{n['category']}": n["regional"] for n in body["by_need"]} == dict(
+        counted["regional_need"]
+    )
     (organization,) = body["by_organization"]
     assert organization["organization"] == "sete-agglopole-mediterranee" and organization["publications"] == 6
     platforms = {p["platform"]: p for p in body["by_platform"]}
@@ -107,7 +131,9 @@ def test_rebuild_repairs_the_summary(broker_env: Callable[..., InProcessBroker])
         from sqlalchemy import text
 
         # A summary row gone wrong, behind a watermark that hides it from the refresh of what changed.
-        session.execute(text("UPDATE publication_summary SET regional = 0, refreshed_at = '2100-01-01 00:00:00'"))
+        session.execute(
+            text("UPDATE publication_summary SET regional = 0, refreshed_at = '2100-01-01 00:00:00'")
+        )
     assert metrics()["totals"]["regional"] == 0
     assert stats.rebuild() == 1
     assert metrics()["totals"]["regional"] == 1
