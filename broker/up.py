@@ -736,9 +736,9 @@ def run_up(
             ):
                 if emulator_port is not None:
                     _say(
-                        f"  {name} : aucun identifiant configuré, émulateur local sur le port {emulator_port} "
-                        f"(chaque organisation y est provisionnée au premier envoi) / no credentials: "
-                        f"local emulator"
+                        f"  {name} : aucun identifiant configuré, émulateur local sur le port "
+                        f"{emulator_port} (chaque organisation y est provisionnée au premier envoi) / "
+                        f"no credentials: local emulator"
                     )
             supervisor.supervise()
             _log("stopping / arrêt en cours")
