@@ -25,9 +25,15 @@ def list_targets(principal: CurrentPrincipal) -> list[dict[str, Any]]:
 
 @router.get("/categories", summary="The needs catalogue in force (categories.yaml)")
 def get_categories(principal: CurrentPrincipal) -> dict[str, Any]:
+    """The matrix in force: ``categories.yaml`` with the gap register over it (a delivered gap is A)."""
     require_read(principal)
-    rules = classification.current_rules()
-    return {"digest": rules.digest, "source": str(classification.rules_path()), **rules.public_view()}
+    in_force = classification.rules_in_force()
+    return {
+        "digest": in_force.digest,
+        "file_digest": classification.current_rules().digest,
+        "source": str(classification.rules_path()),
+        **in_force.public_view(),
+    }
 
 
 @router.get("/manifest/schema", summary="JSON Schema of a manifest (licences, frequencies, services…)")
