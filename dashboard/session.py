@@ -12,6 +12,7 @@ from typing import Any
 import streamlit as st
 
 from dashboard.client import ApiError, BrokerClient, api_url_from_env
+from dashboard.labels import TARGET_NAMES
 
 KEY_API_URL = "api_url"  # tests and operators may point the dashboard elsewhere through session state
 KEY_TOKEN = "auth_token"
@@ -190,8 +191,6 @@ def targets() -> list[dict[str, Any]]:
 
 
 def target_titles() -> dict[str, str]:
-    from dashboard.labels import TARGET_NAMES
-
     titles = dict(TARGET_NAMES)
     for target in targets():
         if target.get("name") and target.get("title"):

@@ -390,21 +390,35 @@ def _finish_done(delivery_id: str, entry: LedgerEntry, revision_number: int) -> 
         if entry.state != "withdrawn":
             entry = entry.model_copy(update={"state": "present", "revision": revision_number})
         _store_ledger(session, delivery_id, entry)
-        delivery.state = DeliveryState.done.value
-        delivery.last_error = None
-        delivery.error_fields = {}
-        delivery.lease_until = None
-        delivery.finished_at = utcnow()
         _follow_up_links(session, delivery)
-        events.record(
-            session,
-            "delivery.done",
-            publication_id=delivery.publication_id,
-            delivery_id=delivery.id,
-            target=delivery.target,
-            detail={"action": delivery.action, "revision": revision_number, "urls": list(entry.urls)},
-        )
-        return RunOutcome(DeliveryState.done.value, _chain_next(session, delivery))
+        detail = {"action": delivery.action, "revision": revision_number, "urls": list(entry.urls)}
+        return _conclude(session, delivery, DeliveryState.done, None, {}, detail)
+
+
+def _conclude(
+    session: Session,
+    delivery: Delivery,
+    state: DeliveryState,
+    message: str | None,
+    fields: dict[str, Any],
+    detail: dict[str, Any],
+) -> RunOutcome:
+    """End a delivery (done, failed or cancelled), record it, and send the one waiting behind it."""
+    delivery.state = state.value
+    delivery.last_error = message
+    delivery.error_fields = fields
+    delivery.lease_until = None
+    delivery.finished_at = utcnow()
+    delivery.updated_at = utcnow()
+    events.record(
+        session,
+        f"delivery.{state.value}",
+        publication_id=delivery.publication_id,
+        delivery_id=delivery.id,
+        target=delivery.target,
+        detail=detail,
+    )
+    return RunOutcome(state.value, _chain_next(session, delivery))
 
 
 def _follow_up_links(session: Session, delivery: Delivery) -> None:
@@ -444,23 +458,8 @@ def _follow_up_links(session: Session, delivery: Delivery) -> None:
 def _finish_superseded(delivery_id: str) -> RunOutcome:
     with session_scope() as session:
         delivery = _must(session, delivery_id)
-        if delivery.state == DeliveryState.running.value:
-            delivery.state = DeliveryState.cancelled.value
-            delivery.last_error = (
-                "Remplacée par une révision plus récente ; elle reprend là où celle-ci s'est arrêtée."
-            )
-        delivery.lease_until = None
-        delivery.finished_at = utcnow()
-        delivery.updated_at = utcnow()
-        events.record(
-            session,
-            "delivery.cancelled",
-            publication_id=delivery.publication_id,
-            delivery_id=delivery.id,
-            target=delivery.target,
-            detail={"reason": "superseded"},
-        )
-        return RunOutcome(DeliveryState.cancelled.value, _chain_next(session, delivery))
+        message = "Remplacée par une révision plus récente ; elle reprend là où celle-ci s'est arrêtée."
+        return _conclude(session, delivery, DeliveryState.cancelled, message, {}, {"reason": "superseded"})
 
 
 def backoff_seconds(attempt: int, retry_after: float | None) -> float:
@@ -515,21 +514,8 @@ def _finish_failed(delivery_id: str, message: str, fields: dict[str, Any], audie
 def _fail(
     session: Session, delivery: Delivery, message: str, fields: dict[str, Any], audience: str
 ) -> RunOutcome:
-    delivery.state = DeliveryState.failed.value
-    delivery.last_error = message
-    delivery.error_fields = fields
-    delivery.lease_until = None
-    delivery.finished_at = utcnow()
-    delivery.updated_at = utcnow()
-    events.record(
-        session,
-        "delivery.failed",
-        publication_id=delivery.publication_id,
-        delivery_id=delivery.id,
-        target=delivery.target,
-        detail={"error": message, "fields": fields, "audience": audience},
-    )
-    return RunOutcome(DeliveryState.failed.value, _chain_next(session, delivery))
+    detail = {"error": message, "fields": fields, "audience": audience}
+    return _conclude(session, delivery, DeliveryState.failed, message, fields, detail)
 
 
 def _chain_next(session: Session, delivery: Delivery) -> tuple[str, str] | None:

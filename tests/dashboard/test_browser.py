@@ -9,6 +9,7 @@ Celery worker, Redis), and so is data.gouv.fr's side: the local emulator (`broke
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -90,7 +91,7 @@ def datagouv_emulator(tmp_path: Path) -> Iterator[str]:
 def start_dashboard(api_url: str, log_path: Path) -> tuple[ProcessHandle, str]:
     """`streamlit run dashboard/app.py`, as `broker up` runs it, on a free loopback port."""
     port = free_port()
-    env = {key: value for key, value in __import__("os").environ.items() if not key.startswith("BROKER_")}
+    env = {key: value for key, value in os.environ.items() if not key.startswith("BROKER_")}
     env["BROKER_API_URL"] = api_url
     handle = start_process(
         [
