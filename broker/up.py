@@ -67,6 +67,7 @@ class ChildSpec:
     health_url: str | None = None  # `broker up` is ready once every health_url answers 200
     max_restarts: int = 5  # consecutive unexpected exits before `broker up` gives up
     stop_signal: int = signal.SIGTERM
+    cwd: Path | None = None  # working directory (the dashboard reads .streamlit/secrets.toml there)
 
 
 @dataclass(frozen=True)
@@ -152,6 +153,7 @@ def embedded_children(settings: Settings, ports: Ports) -> list[ChildSpec]:
                     "false",
                 ],
                 env={"BROKER_API_URL": ports.api_url},
+                cwd=dashboard_workdir(settings),
             )
         )
     # --- intake (Intake issue): the SFTP deposit server; BROKER_SFTP_PORT, else a free loopback port
@@ -209,6 +211,25 @@ def embedded_children(settings: Settings, ports: Ports) -> list[ChildSpec]:
             ),
         )
     return children
+
+
+def dashboard_workdir(settings: Settings) -> Path:
+    """The dashboard's working directory: Streamlit reads ``.streamlit/secrets.toml`` from it, where the
+    OIDC login settings (``st.login``) are written when an issuer is configured (docs/auth.md)."""
+    from broker.auth.settings import get_auth_settings, streamlit_auth_secrets
+
+    workdir = settings.data_dir / "dashboard"
+    secrets_file = workdir / ".streamlit" / "secrets.toml"
+    secrets_file.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        text = streamlit_auth_secrets(get_auth_settings())
+    except ValueError:
+        secrets_file.unlink(missing_ok=True)  # no SSO configured: the dashboard offers local tokens
+        return workdir
+    fd = os.open(secrets_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(text)
+    return workdir
 
 
 def national_emulator_env(settings: Settings, ports: Ports) -> dict[str, str]:
@@ -331,6 +352,7 @@ class _Child:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 preexec_fn=parent_death_signal(),
+                cwd=self.spec.cwd,
             )
         self.started_at = time.monotonic()
         self.restart_at = None

@@ -440,5 +440,27 @@ def category_counts(
     return out
 
 
+def migration_rows(
+    jobs: Iterable[Mapping[str, Any]],
+    titles: Mapping[str, str] | None = None,
+    need_titles: Mapping[str, str] | None = None,
+) -> list[dict[str, Any]]:
+    """Migration jobs (``GET /api/v1/migrations``) as French table rows."""
+    return [
+        {
+            "Besoin": (need_titles or {}).get(str(job.get("need")), job.get("need")),
+            "Plateforme": labels.target_name(str(job.get("platform")), titles),
+            "État": labels.label(labels.MIGRATION_STATES, job.get("state")),
+            "Publications": job.get("total", 0),
+            "Migrées": job.get("done", 0),
+            "En échec": job.get("failed", 0),
+            "En attente": job.get("waiting", 0),
+            "Lancée le": labels.french_datetime(job.get("created_at")),
+            "Par": job.get("created_by") or job.get("trigger") or "",
+        }
+        for job in jobs
+    ]
+
+
 def today() -> date:
     return datetime.now(UTC).date()

@@ -67,6 +67,8 @@ PUBLICATION_STATES = {"active": "active", "withdrawn": "retirée"}
 
 ACCESS = {"open": "ouvert", "restricted": "restreint"}
 
+MIGRATION_STATES = {"running": "en cours", "done": "terminée"}
+
 GAP_STATUSES = {"open": "ouvert", "delivered": "livré", "dropped": "abandonné"}
 
 INTERIM = {

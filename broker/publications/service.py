@@ -669,7 +669,16 @@ def summary(
         "category": publication.category,
         "updated_at": iso(publication.updated_at),
         "deliveries": [
-            {"target": d.target, "action": d.action, "state": d.state, "last_error": d.last_error}
+            {
+                "id": d.id,
+                "target": d.target,
+                "action": d.action,
+                "state": d.state,
+                "waiting_reason": d.waiting_reason,
+                "last_error": d.last_error,
+                "error_fields": d.error_fields or {},
+                "urls": list(d.urls or []),
+            }
             for d in deliveries_repository.latest_per_target(session, publication.id)
         ],
     }

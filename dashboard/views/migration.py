@@ -107,7 +107,8 @@ def main() -> None:
             session.show_error(error, "Migrations")
         return
     if migrations:
-        st.dataframe(migrations, hide_index=True, width="stretch")
+        rows = data.migration_rows(migrations, session.target_titles(), session.need_titles())
+        st.dataframe(rows, hide_index=True, width="stretch")
     else:
         st.caption("Aucune migration enregistrée.")
 

@@ -349,6 +349,35 @@ def test_gap_rows_counts_and_timeline() -> None:
     ]
 
 
+def test_migration_rows() -> None:
+    jobs = [
+        {
+            "need": "access_restricted_services",
+            "platform": "geoplateforme",
+            "state": "running",
+            "total": 3,
+            "done": 1,
+            "failed": 0,
+            "waiting": 2,
+            "created_at": "2026-11-02T09:00:00Z",
+            "created_by": "chloe",
+        }
+    ]
+    assert data.migration_rows(jobs, need_titles={"access_restricted_services": "Accès restreint"}) == [
+        {
+            "Besoin": "Accès restreint",
+            "Plateforme": "Géoplateforme",
+            "État": "en cours",
+            "Publications": 3,
+            "Migrées": 1,
+            "En échec": 0,
+            "En attente": 2,
+            "Lancée le": "2 novembre 2026 à 09:00",
+            "Par": "chloe",
+        }
+    ]
+
+
 def test_upstream_links() -> None:
     assert data.upstream_url("https://example.org/x") == "https://example.org/x"
     assert (
