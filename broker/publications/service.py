@@ -650,7 +650,13 @@ def view(session: Session, publication: Publication) -> dict[str, Any]:
             deliveries.to_dict(d) for d in deliveries_repository.latest_per_target(session, publication.id)
         ],
         "ledger": {
-            target: {"state": r.state, "revision": r.revision, "remote": r.remote or {}, "urls": r.urls or []}
+            target: {
+                "state": r.state,
+                "revision": r.revision,
+                "step": r.step,
+                "remote": r.remote or {},
+                "urls": r.urls or [],
+            }
             for target, r in ledgers.items()
         },
     }

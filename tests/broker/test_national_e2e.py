@@ -5,6 +5,8 @@ documents are served."""
 from __future__ import annotations
 
 import json
+import os
+import signal
 from typing import Any
 
 import httpx
@@ -13,7 +15,9 @@ from lxml import etree
 from rdflib import Graph
 from rdflib.namespace import DCAT, DCTERMS
 
+from broker.embedded import free_port
 from tests.broker.test_spine_e2e import ORG, authed, geojson, manifest, post, register, wait_for
+from tests.fixtures.servers import http_ok, start_process
 
 pytestmark = pytest.mark.servers
 
@@ -176,3 +180,61 @@ def test_reconcile_repairs_a_resource_deleted_behind_the_brokers_back(
         e["action"] for e in client.get("/api/v1/events", params={"publication": publication_id}).json()
     ]
     assert "ledger.reconciled" in actions
+
+
+def test_worker_killed_after_the_upload_is_closed_resumes_at_processing(
+    broker_stack: Any, tmp_path: Any, broker_command: list[str]
+) -> None:
+    """SIGKILL of the Celery worker once the Géoplateforme upload is closed: the retry finds the upload by
+    its tags and goes on with the checks and the processing; the platform never gets a second upload."""
+    port = free_port()
+    # Slow statuses (1 s a step) leave time to kill the worker between the close and the processing.
+    emulator = start_process(
+        [*broker_command, "emulate", "geoplateforme", "--port", str(port), "--step-seconds", "1.0"],
+        env={**os.environ},
+        log_path=tmp_path / "emulator-geoplateforme.log",
+        ready=http_ok(f"http://127.0.0.1:{port}/_emulator/state"),
+        timeout=60,
+        name="emulator-geoplateforme-slow",
+    )
+    try:
+        root = f"http://127.0.0.1:{port}"
+        env = {
+            "BROKER_GEOPLATEFORME_API_URL": f"{root}/api",
+            "BROKER_GEOPLATEFORME_TOKEN_URL": f"{root}/realms/geoplateforme/protocol/openid-connect/token",
+            "BROKER_GEOPLATEFORME_CSW_URL": f"{root}/csw",
+            "BROKER_GEOPLATEFORME_EMULATOR": "true",
+        }
+        stack = broker_stack(beat=True, env=env)
+        register(stack)
+        client = authed(stack)
+        body = manifest(["pistes.geojson"], services=["wfs"], portals=[])
+        response = post(client, "/api/v1/publications", body, {"pistes.geojson": geojson()})
+        assert response.status_code == 202, response.text
+        publication_id = response.json()["id"]
+
+        def upload_closed(b: dict[str, Any]) -> bool:
+            step = (b.get("ledger", {}).get("geoplateforme") or {}).get("step") or ""
+            return step.endswith(":upload_closed") or step.endswith(":checks_passed")
+
+        wait_for(client, publication_id, upload_closed, timeout=120)
+        worker = stack.workers[0]
+        worker.kill(signal.SIGKILL)
+        worker.restart()
+
+        final = wait_for(
+            client,
+            publication_id,
+            lambda b: any(
+                d["target"] == "geoplateforme" and d["state"] in {"done", "failed"} for d in b["deliveries"]
+            ),
+            timeout=240,
+        )
+        geoplateforme = next(d for d in final["deliveries"] if d["target"] == "geoplateforme")
+        assert geoplateforme["state"] == "done", geoplateforme
+        assert geoplateforme["attempts"] >= 2
+        created = httpx.get(f"{root}/_emulator/state").json()["created"]
+        assert created["uploads"] == 1, created
+        assert any("wfs" in url.lower() for url in geoplateforme["urls"])
+    finally:
+        emulator.stop()
