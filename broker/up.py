@@ -619,8 +619,10 @@ def _banner(ports: Ports, data_dir: Path, dashboard: bool, redis_url: str, embed
     lines = ["", "Courtier OPenIG prêt / OPenIG broker ready"]
     lines += [f"  {label.ljust(width)}{value}" for label, value in rows]
     lines += [
-        "  Obtenir un jeton / Get a token:",
-        f"    broker token issue --org SLUG --role staff --data-dir {data_dir}",
+        "  Obtenir un jeton / Get a token (dans un autre terminal / in another terminal):",
+        f"    broker token issue --role staff --data-dir {data_dir}",
+        f"    broker org add SLUG --name \"Nom de l'organisation\" --data-dir {data_dir}",
+        f"    broker token issue --org SLUG --role producer --data-dir {data_dir}",
         "  Arrêt / Stop: Ctrl+C",
         "",
     ]

@@ -433,7 +433,7 @@ def test_broker_up_supervises_restarts_and_stops_everything(up_script: Callable[
 
     output = first.out.read_text()
     assert f"http://127.0.0.1:{first.api_port}/docs" in output
-    assert f"broker token issue --org SLUG --role staff --data-dir {first.data_dir}" in output
+    assert f"broker token issue --org SLUG --role producer --data-dir {first.data_dir}" in output
     assert (first.data_dir / "migrated").exists()
     assert (first.data_dir / "logs" / "api.log").exists()
 
