@@ -575,9 +575,38 @@ def preflight(session: Session, accepted: Accepted) -> dict[str, list[PreflightP
                 )
             )
         else:
-            problems.extend(connector.preflight(payload.model_copy(update={"needs": plan.needs})))
+            problems = _merge(problems, connector.preflight(payload.model_copy(update={"needs": plan.needs})))
         report[plan.target] = _unique(problems)
     return report
+
+
+# The intake's file rules and the Géoplateforme connector's own checks overlap: one rule, reported once, in
+# the intake's words (connector code -> the intake code prefix that already says it for that file).
+SAME_RULE = {
+    "bad_table_name": "geoplateforme_table_name",
+    "table_renamed": "geoplateforme_table_name",
+    "columns_renamed": "geoplateforme_column_name",
+    "column_names": "geoplateforme_column_name",
+    "srs_missing": "geoplateforme_srs",
+    "srs_unknown": "geoplateforme_srs",
+    "too_large": "geoplateforme_too_large",
+    "cog_recomputed": "geoplateforme_cog",
+    "format_not_served": "geoplateforme_archive_only",
+    "csv_without_geometry": "geoplateforme_csv_geometry",
+}
+
+
+def _merge(
+    file_problems: list[PreflightProblem], connector_problems: list[PreflightProblem]
+) -> list[PreflightProblem]:
+    said = {(p.resource, p.code) for p in file_problems}
+    kept = list(file_problems)
+    for problem in connector_problems:
+        prefix = SAME_RULE.get(problem.code)
+        if prefix and any(r == problem.resource and c.startswith(prefix) for r, c in said):
+            continue
+        kept.append(problem)
+    return kept
 
 
 def _unique(problems: list[PreflightProblem]) -> list[PreflightProblem]:
