@@ -621,7 +621,7 @@ def _banner(ports: Ports, data_dir: Path, dashboard: bool, redis_url: str, embed
     lines += [
         "  Obtenir un jeton / Get a token (dans un autre terminal / in another terminal):",
         f"    broker token issue --role staff --data-dir {data_dir}",
-        f"    broker org add SLUG --name \"Nom de l'organisation\" --data-dir {data_dir}",
+        f'    broker org add SLUG --name "Nom de l\'organisation" --data-dir {data_dir}',
         f"    broker token issue --org SLUG --role producer --data-dir {data_dir}",
         "  Arrêt / Stop: Ctrl+C",
         "",
