@@ -111,13 +111,14 @@ def test_restricted_publication_sends_no_file_to_datagouv(broker_stack: Any, nat
     final = wait_for(client, publication_id, all_settled, timeout=180)
     states = {d["target"]: d for d in final["deliveries"]}
     assert states["regional"]["state"] == "done"
-    if "datagouv" in states:
-        assert states["datagouv"]["state"] == "done", states["datagouv"]
-        dataset_id = final["ledger"]["datagouv"]["remote"]["dataset"]
-        dataset = next(d for d in emulator_datasets(national_emulators.datagouv_url) if d["id"] == dataset_id)
-        assert dataset.get("access_type") == "restricted"
-        assert dataset.get("authorization_request_url", "").endswith(f"/acces/{publication_id}")
-        assert all(r.get("filetype") != "file" for r in dataset.get("resources", []))
+    # data.gouv.fr describes the dataset (it is catalogued there) but receives no file.
+    assert "datagouv" in states, states
+    assert states["datagouv"]["state"] == "done", states["datagouv"]
+    dataset_id = final["ledger"]["datagouv"]["remote"]["dataset"]
+    dataset = next(d for d in emulator_datasets(national_emulators.datagouv_url) if d["id"] == dataset_id)
+    assert dataset.get("access_type") == "restricted"
+    assert dataset.get("authorization_request_url", "").endswith(f"/acces/{publication_id}")
+    assert all(r.get("filetype") != "file" for r in dataset.get("resources", []))
     # The file itself is served regionally, to listed people only.
     anonymous = stack.client()
     download = final["resources"][0]["download_url"]
