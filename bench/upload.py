@@ -198,7 +198,7 @@ def main() -> int:
     command = broker_command()
     processes: list[subprocess.Popen[bytes]] = []
     try:
-        subprocess.run([*command, "migrate"], env=env, check=True, capture_output=True, cwd=work)
+        subprocess.run([*command, "db", "upgrade"], env=env, check=True, capture_output=True, cwd=work)
         subprocess.run(
             [*command, "org", "add", ORG, "--name", "Banc d'essai"], env=env, check=True, capture_output=True
         )

@@ -27,9 +27,11 @@ app = typer.Typer(
 org_app = typer.Typer(help="Organisations (commande d'exploitation : agit directement sur la base).")
 token_app = typer.Typer(help="Jetons d'accès locaux (commande d'exploitation).")
 categories_app = typer.Typer(help="Le catalogue des besoins (categories.yaml).")
+db_app = typer.Typer(help="Le schéma de la base de données (migrations Alembic, SQLite ou PostgreSQL).")
 app.add_typer(org_app, name="org")
 app.add_typer(token_app, name="token")
 app.add_typer(categories_app, name="categories")
+app.add_typer(db_app, name="db")
 
 DataDir = Annotated[
     Path | None,
@@ -89,6 +91,16 @@ def up(
             categories=categories,
         )
     )
+
+
+@db_app.command("upgrade")
+def db_upgrade(data_dir: DataDir = None) -> None:
+    """Apply the database migrations (once per upgrade, before starting the API and workers)."""
+    _use(data_dir)
+    from broker.db import migrate as run_migrations
+
+    run_migrations()
+    typer.echo("base de données à jour")
 
 
 @app.command()
@@ -531,7 +543,7 @@ from broker.sftp.cli import sftp as sftp_command  # noqa: E402  (the SFTP server
 app.command("sftp")(sftp_command)
 app.add_typer(service_account_app, name="service-account")
 app.add_typer(gaps_cli.gaps_app, name="gaps")
-# `broker migrate`: the database schema first, then (--plan / --gap) the publications' migration.
+# `broker migrate`: the publications' migration towards the national platforms (preview or start).
 app.command("migrate")(gaps_cli.migrate)
 
 

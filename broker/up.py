@@ -641,7 +641,7 @@ def run_up(
     extra_env: dict[str, str] | None = None,
     *,
     children: Callable[[Settings, Ports], list[ChildSpec]] = embedded_children,
-    migrate_cmd: Sequence[str] | None = (*BROKER_CMD, "migrate"),
+    migrate_cmd: Sequence[str] | None = (*BROKER_CMD, "db", "upgrade"),
     health_timeout: float = 60.0,
     stop_timeout: float = 8.0,
 ) -> int:
@@ -727,7 +727,7 @@ def run_up(
             env["BROKER_CATEGORIES"] = str(settings.categories)
 
         if migrate_cmd is not None:
-            _log("applying database migrations (broker migrate)")
+            _log("applying database migrations (broker db upgrade)")
             result = _run_once(
                 "migrate", migrate_cmd, env, log_dir / "migrate.log", lambda: stop_requested["flag"]
             )
@@ -735,7 +735,7 @@ def run_up(
                 return 0
             if result != 0:
                 _log(
-                    f"`broker migrate` failed with code {result}:\n"
+                    f"`broker db upgrade` failed with code {result}:\n"
                     f"{_prefixed_tail('migrate', log_dir / 'migrate.log')}"
                 )
                 return 1

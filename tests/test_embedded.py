@@ -105,7 +105,7 @@ STANDIN = textwrap.dedent(
     elif command == "crash":
         print("stand-in crashing on purpose", flush=True)
         sys.exit(3)
-    elif command == "migrate":
+    elif command == "db" and args[1:2] == ["upgrade"]:
         data = pathlib.Path(os.environ["BROKER_DATA_DIR"])
         (data / "migrated").write_text(os.environ.get("BROKER_DATABASE_URL", "sqlite"))
         print("migrated")
@@ -362,7 +362,7 @@ UP_SCRIPT = textwrap.dedent(
             ChildSpec("beat", [*standin, "beat"]),
         ]
 
-    sys.exit(run_up(data_dir, api, board, children=children, migrate_cmd=[*standin, "migrate"],
+    sys.exit(run_up(data_dir, api, board, children=children, migrate_cmd=[*standin, "db", "upgrade"],
                     extra_env={{"EXTRA_FLAG": "up"}}))
     """
 )

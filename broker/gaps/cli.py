@@ -2,7 +2,7 @@
 token needed), also while the broker runs. Registered in ``broker.cli``::
 
     app.add_typer(gaps_cli.gaps_app, name="gaps")
-    app.command("migrate")(gaps_cli.migrate)   # replaces the former ``migrate``, which it still does first
+    app.command("migrate")(gaps_cli.migrate)   # publications' migration; the schema: `broker db upgrade`
 """
 
 from __future__ import annotations
@@ -190,23 +190,19 @@ def migrate(
     ] = None,
     as_json: AsJson = False,
 ) -> None:
-    """Apply the database migrations; with --plan, preview the publications' migration to the national
-    platforms (for --gap, or every gap with publications waiting); with --gap alone, start that migration."""
+    """Migrate publications to the national platforms: preview with --plan (the default without --gap), or
+    start the migration of one delivered gap with --gap (resumable; progress: GET /api/v1/migrations)."""
     from broker.cli import _use
     from broker.db import migrate as run_migrations
 
     _use(data_dir)
-    run_migrations()
-    if not plan and gap is None:
-        typer.echo("base de données à jour")
-        return
+    run_migrations()  # idempotent: the schema must be there before the gap register is read
     from broker.gaps import service as gaps
 
     gaps.sync_at_startup()
-    if plan:
+    if plan or gap is None:
         _plan(gap, as_json)
     else:
-        assert gap is not None
         _start(gap)
 
 

@@ -261,7 +261,10 @@ def test_cli_plans_and_steers_gaps(broker_stack: Any) -> None:
     assert plan.exit_code == 0, plan.output
     assert "2 publication(s)" in plan.output and "copie régionale retirée" in plan.output
     assert "Pistes cyclables, secteur 0" in plan.output
-    assert cli(stack, "migrate").output.strip() == "base de données à jour"
+    # Without an option, `broker migrate` only previews: the same plan, nothing started.
+    preview = cli(stack, "migrate")
+    assert preview.exit_code == 0 and "2 publication(s)" in preview.output, preview.output
+    assert not stack.client(token=stack.token(None, "staff")).get("/api/v1/migrations").json()
 
     refused = cli(stack, "gaps", "slip", "extraction/geoplateforme", "--to", "2029-01-31", "--reason", " ")
     assert refused.exit_code == 1 and "raison" in refused.output

@@ -53,7 +53,7 @@ def shared_stack(
     )
     stack = Stack(data_dir, full_env, port, BROKER, index)
     try:
-        stack.cli("migrate", check=True, timeout=300)
+        stack.cli("db", "upgrade", check=True, timeout=300)
         stack.start_api()
         for _ in range(workers):
             stack.add_worker()
