@@ -46,7 +46,6 @@ logger = logging.getLogger(__name__)
 
 WAITING_GAP = "gap"
 WAITING_NOT_CONFIGURED = "not_configured"
-DEFER_WITHDRAWAL = "broker_defer_withdrawal"
 """Key of ``Session.info``: while true, :func:`plan` plans no withdrawal (see its docstring)."""
 
 
@@ -61,7 +60,7 @@ def plan(
     *,
     actor: Actor | None,
     blocked: dict[str, list[PreflightProblem]] | None = None,
-    defer_withdrawal: bool | None = None,
+    defer_withdrawal: bool = False,
 ) -> list[Delivery]:
     """Create one delivery per target of ``result`` (and a withdrawal for targets no longer routed).
 
@@ -69,11 +68,8 @@ def plan(
     step boundary (its checkpoint sees the newer delivery) and the newest carries on from the ledger.
 
     ``defer_withdrawal`` plans no withdrawal: a migration retires the interim regional copy itself, only
-    once the national delivery is verified. None reads ``session.info[DEFER_WITHDRAWAL]``, which the
-    migration sets around the derived revision (whose call chain does not pass the keyword).
+    once the national delivery is verified.
     """
-    if defer_withdrawal is None:
-        defer_withdrawal = bool(session.info.get(DEFER_WITHDRAWAL))
     planned: list[Delivery] = []
     routed = {plan.target: plan for plan in result.targets}
     known = {record.target: record for record in repository.ledgers(session, publication.id)}

@@ -410,13 +410,10 @@ def _reclassify(session: Session, job: MigrationJob, item: MigrationItem) -> Non
         item.detail = f"la révision courante n'a plus le besoin {job.need}"
         return
     if row.category != "A":
-        session.info[deliveries.DEFER_WITHDRAWAL] = True
-        try:
-            publications.derive_revision(
-                session, None, publication, channel=CHANNEL, reason=derive_reason(job)
-            )
-        finally:
-            session.info.pop(deliveries.DEFER_WITHDRAWAL, None)
+        # The regional copy is retired by this job itself, once the national delivery is verified.
+        publications.derive_revision(
+            session, None, publication, channel=CHANNEL, reason=derive_reason(job), defer_withdrawal=True
+        )
         row = gaps_repository.current_need(session, publication.id, job.need)
         if row is None or row.category != "A":
             _fail(

@@ -272,6 +272,7 @@ def revise(
     channel: str,
     *,
     reason: str | None = None,
+    defer_withdrawal: bool = False,
 ) -> Publication:
     if publication.organization_id != accepted.organization.id:
         raise InvalidInput(
@@ -296,7 +297,13 @@ def revise(
         detail={"revision": number, "category": publication.category, "channel": channel, "reason": reason},
     )
     deliveries.plan(
-        session, publication, revision, accepted.result, actor=principal, blocked=_blocking(session, accepted)
+        session,
+        publication,
+        revision,
+        accepted.result,
+        actor=principal,
+        blocked=_blocking(session, accepted),
+        defer_withdrawal=defer_withdrawal,
     )
     return publication
 
@@ -310,6 +317,7 @@ def derive_revision(
     changes: dict[str, Any] | None = None,
     staging: Staging | None = None,
     reason: str | None = None,
+    defer_withdrawal: bool = False,
 ) -> Publication:
     """A new revision from the current one: manifest keys in ``changes`` replaced, files kept unless
     ``staging`` brings new bytes for them (by file name, or ``remote_key(i)`` for a URL resource).
@@ -331,7 +339,9 @@ def derive_revision(
         current.channel,
     )
     accepted = accept(session, principal, raw, staging, channel, carried=carried, deposit_channel=deposit)
-    return revise(session, principal, publication, accepted, channel, reason=reason)
+    return revise(
+        session, principal, publication, accepted, channel, reason=reason, defer_withdrawal=defer_withdrawal
+    )
 
 
 def _blocking(session: Session, accepted: Accepted) -> dict[str, list[PreflightProblem]]:
